@@ -1,0 +1,131 @@
+"""The bridge's error taxonomy: one root, a leaf per failure kind, with fields.
+
+Every error says what failed and how to fix it, and never carries a secret, a signature,
+an API key or a contact. Whether a failure is worth retrying is decided here, once:
+handlers only route by ``retryable``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BridgeError(Exception):
+    """Root of every error the bridge raises on purpose."""
+
+    #: Stable machine-readable code, used in error bodies, metrics and DLQ attributes.
+    code: str = "bridge_error"
+    #: True when the same input may succeed later (network, throttling, Humanos 5xx).
+    retryable: bool = False
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        #: Extra, non-sensitive context (paths, field names, statuses). Never contacts or secrets.
+        self.details: dict[str, Any] = dict(details or {})
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(BridgeError):
+    """A setting, a config file or a secret's shape is wrong: fix the configuration."""
+
+    code = "config_error"
+
+
+class SerialisationError(BridgeError):
+    """A value cannot be written as JSON the way Humanos re-serialises it."""
+
+    code = "serialisation_error"
+
+
+class SignatureError(BridgeError):
+    """A signature or its timestamp did not verify. ``reason`` says which check failed (for logs)."""
+
+    code = "signature_invalid"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, details={"reason": reason})
+        self.reason = reason
+
+
+class CredentialsError(BridgeError):
+    """The Humanos secret could not be read or is malformed."""
+
+    code = "credentials_error"
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class MappingError(BridgeError):
+    """A business event cannot become a Humanos request: fix the event or the mapping."""
+
+    code = "mapping_error"
+
+    def __init__(self, message: str, *, path: str | None = None, details: dict[str, Any] | None = None) -> None:
+        merged = dict(details or {})
+        if path:
+            merged["path"] = path
+        super().__init__(message, details=merged)
+        self.path = path
+
+
+class EventIgnored(BridgeError):
+    """The source's mapping ignores this event type on purpose. Not a failure."""
+
+    code = "ignored"
+
+
+class HumanosError(BridgeError):
+    """Humanos (or the way to it) answered with an error."""
+
+    code = "humanos_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        humanos_message: str | list[str] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        merged = dict(details or {})
+        if status is not None:
+            merged["status"] = status
+        super().__init__(message, details=merged)
+        self.status = status
+        #: Humanos's own ``message`` (string or list), already masked of contacts.
+        self.humanos_message = humanos_message
+
+
+class RetryableError(HumanosError):
+    """429, 5xx, timeouts, connection errors: the same call may succeed later."""
+
+    code = "humanos_retryable"
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        #: Seconds Humanos asked us to wait (``Retry-After``), when it said so.
+        self.retry_after = retry_after
+
+
+class AmbiguousError(RetryableError):
+    """The request may or may not have reached Humanos (read timeout, dropped connection after sending)."""
+
+    code = "humanos_ambiguous"
+
+
+class AuthenticationError(HumanosError):
+    """401/403: bad API key or signature, even after fetching the secret again."""
+
+    code = "humanos_auth"
+
+
+class PermanentError(HumanosError):
+    """Other 4xx (400, 402, 404, 409...): a human must look; retrying will not help."""
+
+    code = "humanos_rejected"

@@ -1,0 +1,124 @@
+"""Typed settings, read once per container from the environment.
+
+Precedence is argument > environment variable > embedded default, resolved here and nowhere
+else. A bad value fails at cold start with the variable's name and what it accepts. The local
+CLI builds the same object from its flags (``Settings(**overrides)`` or ``from_env(overrides)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from humanos_bridge.errors import ConfigError
+
+#: Environment variable for each setting. The template sets these; so does the local stack.
+ENV_NAMES: dict[str, str] = {
+    "humanos_base_url": "HUMANOS_BASE_URL",
+    "humanos_api_version": "HUMANOS_API_VERSION",
+    "humanos_secret_id": "HUMANOS_SECRET_ID",
+    "secret_ttl_seconds": "HUMANOS_SECRET_TTL_SECONDS",
+    "connect_timeout": "HUMANOS_CONNECT_TIMEOUT",
+    "read_timeout": "HUMANOS_READ_TIMEOUT",
+    "call_deadline_seconds": "HUMANOS_CALL_DEADLINE_SECONDS",
+    "max_attempts": "HUMANOS_MAX_ATTEMPTS",
+    "mapping_file": "MAPPING_FILE",
+    "default_source": "DEFAULT_SOURCE",
+    "idempotency_table": "IDEMPOTENCY_TABLE",
+    "request_queue_url": "REQUEST_QUEUE_URL",
+    "dead_letter_queue_url": "DEAD_LETTER_QUEUE_URL",
+    "rate_limit_per_minute": "RATE_LIMIT_PER_MINUTE",
+    "max_concurrency": "DISPATCHER_MAX_CONCURRENCY",
+    "dispatch_workers": "DISPATCH_WORKERS",
+    "sender_secret_id": "SENDER_SECRET_ID",
+    "signature_tolerance_seconds": "SIGNATURE_TOLERANCE_SECONDS",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a function or the local stack tunes. Defaults are safe for production."""
+
+    #: Humanos API root. Humanos is moving to api.humanos.tech; keep it configuration.
+    humanos_base_url: str = "https://api.humanos.id"
+    #: ``API-Version`` header. Empty: take the one the mapping file declares.
+    humanos_api_version: str = ""
+    #: ARN or name of the Secrets Manager secret ``{"apiKey", "signatureSecret"}``.
+    humanos_secret_id: str = ""
+    #: How long a fetched secret is trusted before it is read again.
+    secret_ttl_seconds: int = 300
+    connect_timeout: float = 3.05
+    read_timeout: float = 10.0
+    #: Total time one logical call (all attempts and back-off) may take.
+    call_deadline_seconds: float = 20.0
+    #: Attempts per logical call, the first included.
+    max_attempts: int = 3
+    #: Path of the mapping file (JSON or TOML) that turns events into request bodies.
+    mapping_file: str = ""
+    #: Source used for SQS messages that carry no ``source`` attribute.
+    default_source: str = ""
+    idempotency_table: str = ""
+    request_queue_url: str = ""
+    dead_letter_queue_url: str = ""
+    #: Humanos's org-wide limit on request creations per minute (60 is the only figure known).
+    rate_limit_per_minute: int = 60
+    #: The dispatcher event source's maximum concurrency; the per-container rate is the org rate divided by it.
+    max_concurrency: int = 2
+    #: Records of one batch sent in parallel per container.
+    dispatch_workers: int = 8
+    #: ARN or name of the secret holding sender secrets per source.
+    sender_secret_id: str = ""
+    signature_tolerance_seconds: int = 300
+
+    def __post_init__(self) -> None:
+        positive = (
+            "secret_ttl_seconds",
+            "connect_timeout",
+            "read_timeout",
+            "call_deadline_seconds",
+            "max_attempts",
+            "rate_limit_per_minute",
+            "max_concurrency",
+            "dispatch_workers",
+            "signature_tolerance_seconds",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{ENV_NAMES[name]} must be greater than 0 (got {getattr(self, name)})")
+        if not self.humanos_base_url.startswith(("https://", "http://")):
+            raise ConfigError(f"{ENV_NAMES['humanos_base_url']} must be an http(s) URL such as https://api.humanos.id")
+
+    @property
+    def per_container_rate_per_minute(self) -> float:
+        """Each of ``max_concurrency`` containers gets an equal share of the org-wide rate."""
+        return self.rate_limit_per_minute / self.max_concurrency
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``), then ``overrides``."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            raw = env.get(ENV_NAMES[field.name])
+            if raw is None or raw == "":
+                continue
+            values[field.name] = _coerce(field.name, raw, field.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _coerce(name: str, raw: str, kind: Any) -> Any:
+    kind_name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    try:
+        if kind_name == "int":
+            return int(raw)
+        if kind_name == "float":
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{ENV_NAMES[name]} must be a{'n integer' if kind_name == 'int' else ' number'} (got {raw!r})"
+        ) from exc
+    return raw
