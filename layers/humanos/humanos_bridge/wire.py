@@ -2,7 +2,8 @@
 
 Humanos checks the signature against its own re-serialisation of the parsed body, so the bytes we
 sign and send must be exactly what Node's ``JSON.stringify`` produces for the same value: key order
-kept, no spaces, non-ASCII as raw UTF-8, numbers in ECMAScript's shortest form (``1`` not ``1.0``,
+kept (except that, as in every JavaScript object, integer-like keys such as ``"0"`` come first in
+ascending order), no spaces, non-ASCII as raw UTF-8, numbers in ECMAScript's shortest form (``1`` not ``1.0``,
 ``1e+21`` not ``1e21``, ``1e-7`` not ``1e-07``), lone surrogates escaped as ``\\udxxx``.
 Values JavaScript cannot represent the same way (NaN, Infinity, integers beyond 2**53) are refused.
 """
@@ -21,7 +22,9 @@ MAX_SAFE_INTEGER = 2**53 - 1
 #: Deeper bodies are refused rather than risking Python's recursion limit.
 MAX_DEPTH = 64
 
-_encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]  # C-accelerated, raw UTF-8
+#: JavaScript objects list "array index" keys (canonical integers below 2**32 - 1) first, ascending.
+_MAX_ARRAY_INDEX = 2**32 - 2
+_encode_string = json.encoder.encode_basestring  # C-accelerated, raw UTF-8
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -79,7 +82,7 @@ def _write(value: Any, out: list[str], path: str, depth: int) -> None:  # noqa: 
     elif isinstance(value, str):
         out.append(_encode_string(value))
     elif isinstance(value, int):
-        if abs(value) > MAX_SAFE_INTEGER:
+        if abs(value) > MAX_SAFE_INTEGER and not _js_round_trips(value):
             raise SerialisationError(
                 f"{path}: integer has more digits than JavaScript keeps exactly (beyond 2**53); send it as a string"
             )
@@ -91,7 +94,7 @@ def _write(value: Any, out: list[str], path: str, depth: int) -> None:  # noqa: 
     elif isinstance(value, Mapping):
         out.append("{")
         first = True
-        for key, item in value.items():
+        for key, item in _js_key_order(value):
             if not isinstance(key, str):
                 raise SerialisationError(f"{path}: object key of type {type(key).__name__}; JSON keys must be strings")
             if not first:
@@ -110,6 +113,28 @@ def _write(value: Any, out: list[str], path: str, depth: int) -> None:  # noqa: 
         out.append("]")
     else:
         raise SerialisationError(f"{path}: a {type(value).__name__} is not a JSON value; convert it first")
+
+
+def _is_array_index(key: str) -> bool:
+    return key.isascii() and key.isdigit() and (key == "0" or key[0] != "0") and int(key) <= _MAX_ARRAY_INDEX
+
+
+def _js_key_order(value: Mapping[Any, Any]) -> list[tuple[Any, Any]]:
+    """Order keys as a JavaScript object does: array-index keys first, ascending, then insertion order."""
+    items = list(value.items())
+    indexed = [(k, v) for k, v in items if isinstance(k, str) and _is_array_index(k)]
+    if not indexed:
+        return items
+    named = [(k, v) for k, v in items if not (isinstance(k, str) and _is_array_index(k))]
+    return sorted(indexed, key=lambda kv: int(kv[0])) + named
+
+
+def _js_round_trips(value: int) -> bool:
+    """True when JavaScript parses and re-writes this integer as the same digits."""
+    try:
+        return js_number(float(value)) == str(value)
+    except OverflowError:
+        return False
 
 
 def loads(data: bytes | str) -> Any:
