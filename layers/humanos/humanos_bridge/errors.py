@@ -129,3 +129,15 @@ class PermanentError(HumanosError):
     """Other 4xx (400, 402, 404, 409...): a human must look; retrying will not help."""
 
     code = "humanos_rejected"
+
+
+class UnknownSourceError(MappingError):
+    """The event names a source the mapping file does not define: fix the sender or add the source."""
+
+    code = "unknown_source"
+
+
+class InvalidBodyError(MappingError):
+    """The mapped body breaks Humanos's rules for the configured API version: fix the event or the mapping."""
+
+    code = "invalid_body"

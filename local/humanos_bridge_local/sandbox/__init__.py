@@ -1,0 +1,20 @@
+"""A local HTTP server that behaves like Humanos, for tests and local runs.
+
+It verifies ``Authorization``, ``X-Timestamp`` and ``X-Signature`` exactly as documented (the
+signature over its own re-serialisation of the parsed body), enforces ``API-Version``, validates and
+stores ``POST /request`` bodies, honours ``Idempotency-Key``, answers in the NestJS error shape,
+rate-limits request creations and injects faults (status answers, latency, hangs, dropped
+connections before or after processing). Every call is recorded for tests to assert on::
+
+    with Sandbox(api_key="k", signature_secret="s") as sb:
+        ...  # call sb.base_url
+        assert sb.calls[0].status == 201
+"""
+
+from __future__ import annotations
+
+from humanos_bridge_local.sandbox.faults import Fault
+from humanos_bridge_local.sandbox.server import RecordedCall, Sandbox
+from humanos_bridge_local.sandbox.validation import SUPPORTED_VERSIONS
+
+__all__ = ["SUPPORTED_VERSIONS", "Fault", "RecordedCall", "Sandbox"]

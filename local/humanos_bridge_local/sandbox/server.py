@@ -1,0 +1,346 @@
+"""The sandbox's HTTP side: a threaded HTTP/1.1 server, fault application and the call record."""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import itertools
+import secrets
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from humanos_bridge import wire
+from humanos_bridge_local.sandbox import faults
+from humanos_bridge_local.sandbox.api import HumanosApi, Reply, nest_error, reason_phrase
+from humanos_bridge_local.sandbox.faults import Fault, FaultPlan
+
+#: Bodies above this size are refused with 413 (Humanos bodies are a few kilobytes).
+MAX_BODY_BYTES = 1_048_576
+#: How long ``start()`` waits for the serving thread.
+READY_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    """One HTTP call the sandbox received, and what it did with it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    #: Header names lower-cased. Holds the credentials as sent: this is a test double's record.
+    headers: dict[str, str]
+    body: bytes
+    #: Status answered, or 0 when the connection was dropped without an answer (recorded just before sending).
+    status: int
+    #: The JSON answered (parsed), or None.
+    response: Any = None
+    #: The fault kind applied (``faults.STATUS``, ``faults.DROP``, ...), or None.
+    fault: str | None = None
+    #: Receipt order, used to keep ``Sandbox.calls`` in the order calls arrived.
+    sequence: int = field(default=0, compare=False, repr=False)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # stop() must not wait for handlers that hang on purpose
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.open_connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as clients with connection pools expect
+    # Headers and body go out in two writes; with Nagle on, loopback adds a ~40 ms delayed-ACK stall.
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.open_connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.open_connections.discard(self.connection)
+        super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: calls are observed through ``Sandbox.calls`` and ``on_call``, never logged."""
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        sandbox = self.server.sandbox
+        url = urlsplit(self.path)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        body, refusal = self._read_body()
+        sequence = sandbox._next_sequence()
+        call = RecordedCall(
+            method=self.command,
+            path=url.path,
+            query=dict(parse_qsl(url.query, keep_blank_values=True)),
+            headers=headers,
+            body=body,
+            status=0,
+            sequence=sequence,
+        )
+        fault = sandbox._faults.pick(self.command, url.path)
+        label = fault.kind if fault else None
+        if refusal is not None:
+            self._answer(call, refusal, label)
+        elif fault is not None and fault.kind == faults.DROP:
+            self._drop(call, label)
+        elif fault is not None and fault.kind == faults.STATUS:
+            assert fault.code is not None
+            extra = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+            self._answer(call, nest_error(fault.code, reason_phrase(fault.code), extra), label)
+        else:
+            if fault is not None and fault.kind in (faults.LATENCY, faults.HANG) and sandbox._pause(fault.seconds):
+                self._drop(call, label)  # the sandbox stopped while this call was waiting
+                return
+            reply = sandbox._api.handle(self.command, url.path, call.query, headers, body)
+            if fault is not None and fault.kind == faults.DROP_AFTER_PROCESSING:
+                self._drop(call, label)
+            else:
+                self._answer(call, reply, label)
+
+    def _read_body(self) -> tuple[bytes, Reply | None]:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            return b"", nest_error(400, "chunked bodies are not supported; send Content-Length")
+        text = self.headers.get("Content-Length", "0").strip() or "0"
+        if not text.isdigit():
+            self.close_connection = True
+            return b"", nest_error(400, "Content-Length must be a number")
+        length = int(text)
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            return b"", nest_error(413, "request entity too large")
+        return self.rfile.read(length), None
+
+    def _answer(self, call: RecordedCall, reply: Reply, fault: str | None) -> None:
+        data = b"" if reply.payload is None else wire.dump_bytes(reply.payload)
+        # Record before answering, so a client that got its answer always finds its call recorded.
+        self.server.sandbox._record(replace(call, status=reply.status, response=reply.payload, fault=fault))
+        try:
+            self.send_response(reply.status)
+            if data:
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:
+            self.close_connection = True  # the client went away first; nothing more to do
+
+    def _drop(self, call: RecordedCall, fault: str | None) -> None:
+        """Close the connection without a byte of answer: the client sees a connection/protocol error."""
+        self.server.sandbox._record(replace(call, status=0, response=None, fault=fault))
+        self.close_connection = True
+        with contextlib.suppress(OSError):  # already gone
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+
+class Sandbox:
+    """A local HTTP server that behaves like Humanos (see ``/work/shared/humanos-api.md``).
+
+    Parameters
+    ----------
+    api_key, signature_secret
+        Credentials the sandbox accepts; generated with ``secrets.token_urlsafe`` when None.
+    host, port
+        Where to listen; port 0 picks a free port (read ``base_url`` after ``start()``).
+    tolerance_seconds
+        Accepted ``X-Timestamp`` skew, both directions.
+    rate_limit_per_minute
+        Request creations admitted per 60 s (429 with ``Retry-After`` beyond); None for no limit.
+    seed
+        Seeds the random generator behind probability faults.
+    on_call
+        Called with every ``RecordedCall`` as it is recorded (the CLI prints one line per call).
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        signature_secret: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tolerance_seconds: float = 300,
+        rate_limit_per_minute: int | None = None,
+        seed: int | None = None,
+        *,
+        on_call: Callable[[RecordedCall], None] | None = None,
+    ) -> None:
+        self._api = HumanosApi(
+            api_key or secrets.token_urlsafe(24),
+            signature_secret or secrets.token_urlsafe(32),
+            tolerance_seconds=tolerance_seconds,
+            rate_limit_per_minute=rate_limit_per_minute,
+        )
+        self._faults = FaultPlan(seed)
+        self._host = host
+        self._port = port
+        self._on_call = on_call
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._calls: list[RecordedCall] = []
+        self._calls_lock = threading.Lock()
+        self._sequence = itertools.count(1)
+        self._pending = 0
+
+    # ------------------------------------------------------------- lifecycle
+    def start(self) -> Sandbox:
+        """Bind, serve in a daemon thread and return once ready."""
+        if self._server is not None:
+            raise RuntimeError("sandbox already started")
+        self._stopping.clear()
+        server = _Server((self._host, self._port), self)
+        ready = threading.Event()
+
+        def serve() -> None:
+            ready.set()  # the socket already listens; connections wait in the backlog until the loop runs
+            server.serve_forever(poll_interval=0.05)
+
+        self._thread = threading.Thread(target=serve, name="humanos-sandbox", daemon=True)
+        self._server = server
+        self._thread.start()
+        if not ready.wait(READY_TIMEOUT_SECONDS):
+            self.stop()
+            raise RuntimeError(f"sandbox did not start within {READY_TIMEOUT_SECONDS} s")
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close every open connection and wake hanging handlers. Safe to call twice."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        with server.connections_lock:
+            connections = list(server.open_connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(READY_TIMEOUT_SECONDS)
+            self._thread = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ properties
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("sandbox not started; call start() first")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def api_key(self) -> str:
+        return self._api.api_key
+
+    @property
+    def signature_secret(self) -> str:
+        return self._api.signature_secret
+
+    @property
+    def calls(self) -> list[RecordedCall]:
+        """Every call received so far, in the order received (a snapshot)."""
+        with self._calls_lock:
+            return list(self._calls)
+
+    @property
+    def pending(self) -> int:
+        """Calls fully received but not yet answered (e.g. held by a latency or hang fault)."""
+        with self._calls_lock:
+            return self._pending
+
+    @property
+    def created(self) -> list[dict[str, Any]]:
+        """Stored requests in creation order, each as ``GET /request/{id}`` returns it (deleted ones leave)."""
+        return self._api.created()
+
+    # -------------------------------------------------------------- controls
+    def inject(
+        self,
+        fault: Fault,
+        *,
+        times: int | None = None,
+        probability: float | None = None,
+        method: str | None = "POST",
+        path_prefix: str = "/request",
+    ) -> None:
+        """Apply ``fault`` to matching calls (``method`` None = any): the next ``times``, each with
+        ``probability``, or every one until :meth:`clear_faults`. Rules are tried in injection order."""
+        self._faults.add(fault, times=times, probability=probability, method=method, path_prefix=path_prefix)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def rotate_secret(self, new_secret: str | None = None, *, grace_seconds: float = 0.0) -> str:
+        """Change the signature secret (the API key stays); the old one is accepted for ``grace_seconds``."""
+        return self._api.rotate_secret(new_secret, grace_seconds)
+
+    def set_rate_limit(self, per_minute: int | None, *, window_seconds: float = 60.0) -> None:
+        """Admit at most ``per_minute`` creations per ``window_seconds`` (None = unlimited); history restarts."""
+        self._api.set_rate_limit(per_minute, window_seconds)
+
+    def reset(self) -> None:
+        """Forget calls, stored requests, idempotency records and faults; keep credentials and rate limit."""
+        self._faults.clear()
+        self._api.reset()
+        with self._calls_lock:
+            self._calls.clear()
+
+    # ------------------------------------------------------- handler helpers
+    def _next_sequence(self) -> int:
+        with self._calls_lock:
+            self._pending += 1
+            return next(self._sequence)
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` unless the sandbox stops first; True when it stopped."""
+        return self._stopping.wait(seconds)
+
+    def _record(self, call: RecordedCall) -> None:
+        with self._calls_lock:
+            keys = [c.sequence for c in self._calls]
+            self._calls.insert(bisect.bisect(keys, call.sequence), call)
+            self._pending -= 1
+        if self._on_call is not None:
+            self._on_call(call)
