@@ -15,7 +15,7 @@ from humanos_bridge import __version__
 from humanos_bridge.errors import BridgeError
 
 #: Command modules, in the order ``--help`` lists them.
-COMMAND_MODULES = ("sign", "sandbox")
+COMMAND_MODULES = ("sign", "sandbox", "mappings")
 
 
 def build_parser() -> argparse.ArgumentParser:

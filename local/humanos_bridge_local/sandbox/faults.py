@@ -72,9 +72,14 @@ class _Rule:
     probability: float | None
     method: str | None
     path_prefix: str
+    body_contains: bytes | None = None
 
-    def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method) and path.startswith(self.path_prefix)
+    def matches(self, method: str, path: str, body: bytes) -> bool:
+        return (
+            (self.method is None or self.method == method)
+            and path.startswith(self.path_prefix)
+            and (self.body_contains is None or self.body_contains in body)
+        )
 
 
 class FaultPlan:
@@ -93,13 +98,16 @@ class FaultPlan:
         probability: float | None = None,
         method: str | None = "POST",
         path_prefix: str = "/request",
+        body_contains: bytes | None = None,
     ) -> None:
-        """Apply ``fault`` to matching calls: the next ``times`` of them, each with ``probability``, or all."""
+        """Apply ``fault`` to matching calls: the next ``times`` of them, each with ``probability``, or all.
+
+        ``body_contains`` narrows the rule to calls whose body holds those bytes (one event of many)."""
         if times is not None and times < 1:
             raise ValueError(f"times must be at least 1, got {times}")
         if probability is not None and not 0.0 <= probability <= 1.0:
             raise ValueError(f"probability must be between 0 and 1, got {probability}")
-        rule = _Rule(fault, times, probability, method.upper() if method else None, path_prefix)
+        rule = _Rule(fault, times, probability, method.upper() if method else None, path_prefix, body_contains)
         with self._lock:
             self._rules.append(rule)
 
@@ -107,11 +115,11 @@ class FaultPlan:
         with self._lock:
             self._rules.clear()
 
-    def pick(self, method: str, path: str) -> Fault | None:
+    def pick(self, method: str, path: str, body: bytes = b"") -> Fault | None:
         """The fault for this call, or None; consumes one use of a ``times`` rule."""
         with self._lock:
             for rule in self._rules:
-                if not rule.matches(method, path):
+                if not rule.matches(method, path, body):
                     continue
                 if rule.probability is not None and self._rng.random() >= rule.probability:
                     continue

@@ -107,7 +107,7 @@ class _Handler(BaseHTTPRequestHandler):
             status=0,
             sequence=sequence,
         )
-        fault = sandbox._faults.pick(self.command, url.path)
+        fault = sandbox._faults.pick(self.command, url.path, body)
         label = fault.kind if fault else None
         if refusal is not None:
             self._answer(call, refusal, label)
@@ -304,10 +304,19 @@ class Sandbox:
         probability: float | None = None,
         method: str | None = "POST",
         path_prefix: str = "/request",
+        body_contains: bytes | None = None,
     ) -> None:
         """Apply ``fault`` to matching calls (``method`` None = any): the next ``times``, each with
-        ``probability``, or every one until :meth:`clear_faults`. Rules are tried in injection order."""
-        self._faults.add(fault, times=times, probability=probability, method=method, path_prefix=path_prefix)
+        ``probability``, or every one until :meth:`clear_faults`. Rules are tried in injection order.
+        ``body_contains`` narrows the rule to calls whose body holds those bytes."""
+        self._faults.add(
+            fault,
+            times=times,
+            probability=probability,
+            method=method,
+            path_prefix=path_prefix,
+            body_contains=body_contains,
+        )
 
     def clear_faults(self) -> None:
         self._faults.clear()

@@ -1,0 +1,238 @@
+"""The per-event path: a compiled mapping turns one business event into a :class:`MappedRequest`.
+
+Nothing here parses files or compiles expressions; that happened once, at load. Only
+MappingError (and its subclasses) and EventIgnored leave :meth:`MappingConfig.map_event`,
+whatever the event holds, and no message quotes an event value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from humanos_bridge import wire
+from humanos_bridge.body_validation import json_type, validate_body
+from humanos_bridge.errors import EventIgnored, InvalidBodyError, MappingError, SerialisationError, UnknownSourceError
+from humanos_bridge.mapping.model import MappedRequest, RuleConfig, SourceConfig
+from humanos_bridge.mapping.templates import OMIT, Node, child_path, render
+from humanos_bridge.masking import mask_text
+
+#: Idempotency keys travel as the ``Idempotency-Key`` header (ASCII), as the DynamoDB idempotency
+#: record's key and possibly as an SQS FIFO MessageDeduplicationId (at most 128 printable ASCII
+#: characters). Keys that would not fit are replaced by a readable prefix plus the SHA-256 of the
+#: whole key: still unique per event, still stable across redeliveries.
+MAX_KEY_LENGTH = 128
+_KEY_SAFE = re.compile(r"[\x21-\x7e]+")
+_KEY_UNSAFE_CHAR = re.compile(r"[^\x21-\x7e]")
+
+
+@dataclass(frozen=True)
+class MappingConfig:
+    """A loaded, validated and compiled mapping file. Build it with ``load_mapping``."""
+
+    api_version: str
+    #: The file it came from, for messages.
+    file: str
+    _sources: dict[str, SourceConfig]
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(self._sources)
+
+    def source(self, name: str) -> SourceConfig:
+        """The source called ``name``; UnknownSourceError when the file has none."""
+        found = self._sources.get(name) if isinstance(name, str) else None
+        if found is None:
+            raise UnknownSourceError(
+                f"unknown source {_show(name)}; the mapping file {self.file} defines {', '.join(self.sources)}",
+                details={"reason": "unknown_source"},
+            )
+        return found
+
+    def event_identity(self, source: str, event: Any) -> tuple[str, str]:
+        """``(event_type, event_id)`` of ``event`` without mapping it (for logs and attributes)."""
+        config = self.source(source)
+        return event_type_of(config, event), event_id_of(config, event)
+
+    def map_event(self, source: str, event: Any) -> MappedRequest:
+        """Turn ``event`` from ``source`` into the request to send.
+
+        Raises
+        ------
+        UnknownSourceError
+            ``source`` is not in the file.
+        EventIgnored
+            No rule takes the event and the source says ``unmatched: "ignore"``.
+        MappingError
+            Anything else that stops the event becoming a valid body (InvalidBodyError for the body itself).
+        """
+        config = self.source(source)
+        event_type = event_type_of(config, event)
+        rules = config.rules.get(event_type)
+        if rules is None:
+            raise _unmatched(config, event_type, "has no rules")
+        event_id = event_id_of(config, event)
+        rule = _choose(rules, event)
+        if rule is None:
+            raise _unmatched(config, event_type, f"has {len(rules)} rule(s) but no `when` matched")
+        return _build(config, rule, event, event_type, event_id, self.api_version)
+
+
+def _build(
+    config: SourceConfig, rule: RuleConfig, event: Any, event_type: str, event_id: str, api_version: str
+) -> MappedRequest:
+    body = render(rule.request, event)
+    internal_id = _internal_id(rule, event, event_id)
+    if internal_id is not None:
+        body["internalId"] = internal_id
+    try:
+        body = validate_body(body, api_version)
+    except InvalidBodyError as exc:
+        exc.details.update(source=config.name, rule=rule.name)
+        raise
+    return MappedRequest(
+        source=config.name,
+        event_type=event_type,
+        event_id=event_id,
+        rule=rule.name,
+        idempotency_key=_idempotency_key(config, rule, event, event_id),
+        internal_id=internal_id,
+        body=body,
+    )
+
+
+def event_type_of(config: SourceConfig, event: Any) -> str:
+    where = f"sources.{config.name}.eventType"
+    value = config.event_type.search(event, where=where)
+    if isinstance(value, str) and value:
+        return value
+    found = "nothing" if value is None else ("an empty string" if value == "" else f"a {json_type(value)}")
+    raise MappingError(
+        f"event type: `{config.event_type.text}` found {found}, not a string; send the type there or fix {where}",
+        path=where,
+        details={"reason": "event_type_missing"},
+    )
+
+
+def event_id_of(config: SourceConfig, event: Any) -> str:
+    where = f"sources.{config.name}.eventId"
+    value = None if config.event_id is None else config.event_id.search(event, where=where)
+    if value is None or value == "":
+        if config.event_id_default == "content-hash":
+            return content_hash(event)
+        expr = config.event_id.text if config.event_id is not None else ""
+        raise MappingError(
+            f"event id: `{expr}` found nothing; send an id there, fix {where}, "
+            f'or set eventIdDefault: "content-hash" on the source',
+            path=where,
+            details={"reason": "event_id_missing"},
+        )
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise MappingError(
+            f"event id: `{config.event_id.text if config.event_id else ''}` found a {json_type(value)}; "
+            "an event id must be a string or an integer",
+            path=where,
+            details={"reason": "event_id_invalid"},
+        )
+    return str(value)
+
+
+def content_hash(event: Any) -> str:
+    """SHA-256 (hex) of the event's canonical JSON (keys sorted at every level): equal events, equal ids.
+
+    The same idea as SQS FIFO content-based deduplication, for senders that put no id in their events.
+    """
+    try:
+        return hashlib.sha256(wire.dump_bytes(_sorted(event))).hexdigest()
+    except (SerialisationError, TypeError, RecursionError) as exc:
+        reason = exc.message if isinstance(exc, SerialisationError) else type(exc).__name__
+        raise MappingError(
+            f"event id: the event has no id and cannot be hashed for one ({reason})",
+            details={"reason": "event_id_unhashable"},
+        ) from None
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(item) for item in value]
+    return value
+
+
+def _choose(rules: tuple[RuleConfig, ...], event: Any) -> RuleConfig | None:
+    for rule in rules:
+        if rule.when is None or rule.when.is_true(event, where=f"{rule.path}.when"):
+            return rule
+    return None
+
+
+def _unmatched(config: SourceConfig, event_type: str, why: str) -> MappingError | EventIgnored:
+    shown = _show(event_type)
+    # The path names the type as the file would, masked like the rest of the message.
+    rules_path = child_path(f"sources.{config.name}.rules", _safe(event_type))
+    if config.unmatched == "ignore":
+        return EventIgnored(
+            f'source {config.name} ignores event type {shown}: it {why} and unmatched is "ignore"',
+            details={"reason": "unmatched_event_type", "source": config.name},
+        )
+    return MappingError(
+        f'source {config.name}: event type {shown} {why}; add a rule under {rules_path} or set unmatched: "ignore"',
+        path=f"sources.{config.name}.rules",
+        details={"reason": "unmatched_event_type", "source": config.name},
+    )
+
+
+def _internal_id(rule: RuleConfig, event: Any, event_id: str) -> str | None:
+    if not rule.send_internal_id:
+        return None
+    if rule.internal_id is None:
+        return event_id
+    return _text_value(rule.internal_id, event, f"{rule.path}.internalId", allow_missing=True)
+
+
+def _idempotency_key(config: SourceConfig, rule: RuleConfig, event: Any, event_id: str) -> str:
+    if rule.idempotency_key is None:
+        key = f"{config.name}:{event_id}:{rule.name}"
+    else:
+        found = _text_value(rule.idempotency_key, event, f"{rule.path}.idempotencyKey", allow_missing=False)
+        assert found is not None  # allow_missing=False never returns None
+        key = found
+    return bound_key(key)
+
+
+def _text_value(node: Node, event: Any, where: str, *, allow_missing: bool) -> str | None:
+    value = render(node, event)
+    if value is OMIT and allow_missing:
+        return None
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    found = "nothing" if value is OMIT else ("an empty string" if value == "" else f"a {json_type(value)}")
+    raise MappingError(
+        f"{where}: found {found}; it must give a non-empty string (or an integer)",
+        path=where,
+        details={"reason": "key_invalid"},
+    )
+
+
+def bound_key(key: str) -> str:
+    """``key`` itself when it is short printable ASCII, else a readable prefix plus its SHA-256."""
+    if len(key) <= MAX_KEY_LENGTH and _KEY_SAFE.fullmatch(key):
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    prefix = _KEY_UNSAFE_CHAR.sub("_", key)[: MAX_KEY_LENGTH - len(digest) - 1]
+    return f"{prefix}~{digest}"
+
+
+def _show(text: Any) -> str:
+    """A sender-controlled string, made safe for messages: contacts masked, length capped."""
+    return repr(_safe(text)) if isinstance(text, str) else f"<{json_type(text)}>"
+
+
+def _safe(text: str) -> str:
+    masked = mask_text(text)
+    return masked if len(masked) <= 64 else masked[:61] + "..."

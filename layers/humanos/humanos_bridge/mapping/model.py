@@ -1,0 +1,75 @@
+"""The compiled mapping file: what :mod:`schema` builds at load and :mod:`engine` runs per event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from humanos_bridge.mapping.expressions import Expression
+from humanos_bridge.mapping.templates import Node, Obj
+
+#: Sender verification schemes the ingest function knows.
+AUTH_SCHEMES: tuple[str, ...] = ("humanos-hmac", "standard-webhooks")
+#: What a source does with events that no rule takes.
+UNMATCHED_CHOICES: tuple[str, ...] = ("reject", "ignore")
+#: Defaults for events whose id is missing (None: such events are rejected).
+EVENT_ID_DEFAULTS: tuple[str, ...] = ("content-hash",)
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """How the ingest function verifies this source's webhooks."""
+
+    scheme: str
+    #: Key of this source's entry in the sender-secrets JSON (default: the source name).
+    secret_key: str
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    """One way to turn an event type into a request; the first rule whose ``when`` holds wins."""
+
+    #: Stable name: part of the default idempotency key, so renaming a rule changes the key.
+    name: str
+    event_type: str
+    #: Where the rule sits in the file (``sources.crm.rules["contact.created"][0]``).
+    path: str
+    request: Obj
+    when: Expression | None = None
+    #: None: use the event id. See ``send_internal_id``.
+    internal_id: Node | None = None
+    #: False when the file says ``internalId: null`` (send none).
+    send_internal_id: bool = True
+    #: None: ``<source>:<event id>:<rule name>``.
+    idempotency_key: Node | None = None
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One sending system: where its events keep their type and id, and its rules per event type."""
+
+    name: str
+    event_type: Expression
+    event_id: Expression | None
+    event_id_default: str | None
+    unmatched: str
+    auth: AuthConfig | None
+    rules: dict[str, tuple[RuleConfig, ...]]
+
+    @property
+    def rule_count(self) -> int:
+        return sum(len(rules) for rules in self.rules.values())
+
+
+@dataclass(frozen=True)
+class MappedRequest:
+    """What a business event becomes: the body to sign and the keys that make it exactly-once."""
+
+    source: str
+    event_type: str
+    event_id: str
+    #: The rule's stable name (explicit ``name`` or ``<type>#<index>``).
+    rule: str
+    idempotency_key: str
+    internal_id: str | None
+    body: dict[str, Any]

@@ -1,0 +1,472 @@
+"""The mapping file: parsing (JSON or TOML), validation of everything at once, and compilation.
+
+Every problem in the file is reported together, each as
+``<file>: <path inside>: <what is wrong>; <how to fix it>``, with paths written the way a reader
+finds them (``sources.crm.rules["contact.created"][0].request.contacts``). The result is compiled
+once per container (:func:`load_mapping_cached`) and never touched again on the per-event path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from humanos_bridge.body_validation import (
+    KNOWN_API_VERSIONS,
+    NESTED_FIELDS,
+    Problem,
+    check_field,
+    field_name_problems,
+    json_type,
+    required_problems,
+    unknown_field_problem,
+)
+from humanos_bridge.errors import ConfigError
+from humanos_bridge.mapping.engine import MappingConfig
+from humanos_bridge.mapping.expressions import Expression, ExpressionSyntaxError, compile_expression
+from humanos_bridge.mapping.model import (
+    AUTH_SCHEMES,
+    EVENT_ID_DEFAULTS,
+    UNMATCHED_CHOICES,
+    AuthConfig,
+    RuleConfig,
+    SourceConfig,
+)
+from humanos_bridge.mapping.templates import (
+    EXPRESSION_PREFIX,
+    Arr,
+    Node,
+    Obj,
+    TemplateError,
+    child_path,
+    compile_template,
+    is_constant,
+    render,
+)
+
+#: Mapping file format versions this code reads.
+FILE_VERSIONS: tuple[int, ...] = (1,)
+TOP_KEYS: tuple[str, ...] = ("version", "apiVersion", "sources", "description")
+SOURCE_KEYS: tuple[str, ...] = ("eventType", "eventId", "eventIdDefault", "unmatched", "auth", "rules", "description")
+AUTH_KEYS: tuple[str, ...] = ("scheme", "secretKey")
+RULE_KEYS: tuple[str, ...] = ("name", "when", "request", "internalId", "idempotencyKey", "description")
+# Source names appear in URL paths (/events/{source}) and SQS message attributes.
+_SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+# Rule names are part of idempotency keys, so they stay short and plain.
+_RULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._#-]{0,63}")
+
+
+class _Problems:
+    """Collects every problem of one file, then raises them together."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.lines: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.lines.append(f"{self.file}: {path or '(top level)'}: {message}")
+
+    def raise_if_any(self) -> None:
+        if self.lines:
+            raise ConfigError("\n".join(self.lines), details={"file": self.file, "errors": list(self.lines)})
+
+
+def load_mapping(path: str | Path) -> MappingConfig:
+    """Read, validate and compile a mapping file (``.json`` or ``.toml``).
+
+    Raises
+    ------
+    ConfigError
+        Listing every problem of the file, one per line; ``.details["errors"]`` holds the list.
+    """
+    file = str(path)
+    return parse_mapping(_read(Path(path), file), file=file)
+
+
+@functools.lru_cache(maxsize=8)
+def load_mapping_cached(path: str | Path) -> MappingConfig:
+    """:func:`load_mapping` once per container and path (``load_mapping_cached.cache_clear()`` in tests)."""
+    return load_mapping(path)
+
+
+def _read(path: Path, file: str) -> Any:
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".toml"):
+        raise ConfigError(f"{file}: unsupported file type {suffix or '(none)'!r}; write the mapping as .json or .toml")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such file; check the path (MAPPING_FILE in the functions)") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: not UTF-8 text; save the file as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot be read ({exc.strerror}); check the path and permissions") from None
+    return _parse_toml(text, file) if suffix == ".toml" else _parse_json(text, file)
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json keeps the last of two equal keys silently; for a mapping that would drop a rule unseen.
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_json(text: str, file: str) -> Any:
+    try:
+        return json.loads(text, object_pairs_hook=_unique_object, parse_constant=_refuse_constant)
+    except _DuplicateKey as exc:
+        raise ConfigError(
+            f"{file}: key {exc.key!r} appears twice in one object; merge the two entries (JSON keeps only the last)"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{file}: line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg}); fix the syntax there"
+        ) from None
+    except ValueError as exc:
+        raise ConfigError(f"{file}: {exc}; write null or a number") from None
+
+
+def _parse_toml(text: str, file: str) -> Any:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML ({exc}); fix the syntax there") from None
+
+
+def parse_mapping(document: Any, *, file: str = "<mapping>") -> MappingConfig:
+    """Validate and compile an already-parsed mapping document (what :func:`load_mapping` reads)."""
+    problems = _Problems(file)
+    if not isinstance(document, dict):
+        problems.add("", f"must be an object with version, apiVersion and sources, got {json_type(document)}")
+        problems.raise_if_any()
+    _check_keys(document, TOP_KEYS, "", problems)
+    _check_file_version(document, problems)
+    api_version = _api_version(document, problems)
+    sources = _sources(document, api_version, problems)
+    problems.raise_if_any()
+    assert api_version is not None  # a missing or bad apiVersion was a problem above
+    return MappingConfig(api_version=api_version, file=file, _sources=sources)
+
+
+def _check_keys(raw: dict[str, Any], valid: tuple[str, ...], base: str, problems: _Problems) -> None:
+    for key in raw:
+        if key in valid:
+            continue
+        close = difflib.get_close_matches(key, valid, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(valid)}"
+        problems.add(child_path(base, key), f"unknown key; {hint}")
+
+
+def _check_file_version(document: dict[str, Any], problems: _Problems) -> None:
+    if "version" not in document:
+        problems.add("version", 'required; add "version": 1')
+        return
+    version = document["version"]
+    if isinstance(version, bool) or version not in FILE_VERSIONS:
+        problems.add("version", f"unsupported mapping file version {version!r}; this bridge reads version 1")
+
+
+def _api_version(document: dict[str, Any], problems: _Problems) -> str | None:
+    value = document.get("apiVersion")
+    if value is None:
+        problems.add("apiVersion", f'required; add "apiVersion": "{KNOWN_API_VERSIONS[0]}" (the Humanos API version)')
+        return None
+    if not isinstance(value, str) or value not in KNOWN_API_VERSIONS:
+        shown = repr(value) if isinstance(value, str) else f"a {json_type(value)}"
+        problems.add(
+            "apiVersion", f"unsupported Humanos API version {shown}; use one of {', '.join(KNOWN_API_VERSIONS)}"
+        )
+        return None
+    return value
+
+
+def _sources(document: dict[str, Any], api_version: str | None, problems: _Problems) -> dict[str, SourceConfig]:
+    raw = document.get("sources")
+    if raw is None:
+        problems.add("sources", 'required; add the sending systems, e.g. "sources": {"crm": {...}}')
+        return {}
+    if not isinstance(raw, dict) or not raw:
+        got = "empty" if isinstance(raw, dict) else f"a {json_type(raw)}"
+        problems.add("sources", f"must be an object of sources by name, got {got}; add at least one source")
+        return {}
+    sources = {}
+    for name, spec in raw.items():
+        source = _source(name, spec, api_version, problems)
+        if source is not None:
+            sources[name] = source
+    return sources
+
+
+def _source(name: str, raw: Any, api_version: str | None, problems: _Problems) -> SourceConfig | None:
+    path = child_path("sources", name)
+    if not _SOURCE_NAME.fullmatch(name):
+        problems.add(path, "source names are 1 to 64 letters, digits, '-' or '_' (they appear in URLs); rename it")
+    if not isinstance(raw, dict):
+        problems.add(path, f"must be an object (eventType, eventId, rules...), got {json_type(raw)}")
+        return None
+    _check_keys(raw, SOURCE_KEYS, path, problems)
+    event_type = _expression_field(raw, "eventType", path, problems, required=True)
+    event_id = _expression_field(raw, "eventId", path, problems, required=False)
+    event_id_default = _choice(raw, "eventIdDefault", (*EVENT_ID_DEFAULTS, None), None, path, problems)
+    if "eventId" not in raw and event_id_default is None:
+        problems.add(
+            child_path(path, "eventId"),
+            'required unless eventIdDefault is "content-hash"; give the JMESPath of the event\'s id, e.g. "id"',
+        )
+    unmatched = _choice(raw, "unmatched", UNMATCHED_CHOICES, "reject", path, problems)
+    auth = _auth(raw.get("auth"), name, child_path(path, "auth"), problems)
+    rules = _rules(raw.get("rules"), child_path(path, "rules"), api_version, problems)
+    if event_type is None:
+        return None
+    return SourceConfig(
+        name=name,
+        event_type=event_type,
+        event_id=event_id,
+        event_id_default=event_id_default,
+        unmatched=str(unmatched),
+        auth=auth,
+        rules=rules,
+    )
+
+
+def _expression_field(
+    raw: dict[str, Any], key: str, base: str, problems: _Problems, *, required: bool
+) -> Expression | None:
+    path = child_path(base, key)
+    if key not in raw:
+        if required:
+            problems.add(path, 'required; give the JMESPath that finds it in the event, e.g. "type"')
+        return None
+    text = raw[key]
+    if not isinstance(text, str):
+        problems.add(path, f"must be a JMESPath string, got {json_type(text)}")
+        return None
+    try:
+        return compile_expression(text)
+    except ExpressionSyntaxError as exc:
+        if text.startswith(EXPRESSION_PREFIX):
+            fix = f"{key} is always JMESPath, so drop the leading '='"
+        else:
+            fix = "fix the expression (syntax: https://jmespath.org/specification.html)"
+        problems.add(path, f"{exc.message}; {fix}" if ";" not in exc.message else exc.message)
+        return None
+
+
+def _choice(
+    raw: dict[str, Any], key: str, allowed: tuple[Any, ...], default: Any, base: str, problems: _Problems
+) -> Any:
+    value = raw.get(key, default)
+    if value in allowed and (value is None or isinstance(value, str)):
+        return value
+    shown = " or ".join("null" if a is None else json.dumps(a) for a in allowed)
+    problems.add(child_path(base, key), f"must be {shown}, got {_describe(value)}")
+    return default
+
+
+def _describe(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else f"a {json_type(value)}"
+
+
+def _auth(raw: Any, source: str, path: str, problems: _Problems) -> AuthConfig | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.add(path, f'must be an object such as {{"scheme": "humanos-hmac"}}, got {json_type(raw)}')
+        return None
+    _check_keys(raw, AUTH_KEYS, path, problems)
+    scheme = raw.get("scheme")
+    if scheme not in AUTH_SCHEMES or not isinstance(scheme, str):
+        close = difflib.get_close_matches(scheme, AUTH_SCHEMES, n=1) if isinstance(scheme, str) else []
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        got = "nothing" if scheme is None else _describe(scheme)
+        problems.add(child_path(path, "scheme"), f"must be one of {', '.join(AUTH_SCHEMES)}, got {got}{hint}")
+        return None
+    secret_key = raw.get("secretKey", source)
+    if not isinstance(secret_key, str) or not secret_key:
+        problems.add(child_path(path, "secretKey"), "must be a non-empty string: the key in the sender-secrets JSON")
+        return None
+    return AuthConfig(scheme=scheme, secret_key=secret_key)
+
+
+def _rules(raw: Any, path: str, api_version: str | None, problems: _Problems) -> dict[str, tuple[RuleConfig, ...]]:
+    if raw is None:
+        problems.add(path, 'required; add rules by event type, e.g. "rules": {"contact.created": [{...}]}')
+        return {}
+    if not isinstance(raw, dict) or not raw:
+        got = "empty" if isinstance(raw, dict) else f"a {json_type(raw)}"
+        problems.add(path, f"must be an object of rule lists by event type, got {got}; add at least one event type")
+        return {}
+    rules: dict[str, tuple[RuleConfig, ...]] = {}
+    seen: dict[str, str] = {}
+    for event_type, specs in raw.items():
+        type_path = child_path(path, event_type)
+        if not isinstance(specs, list) or not specs:
+            got = "an empty list" if isinstance(specs, list) else f"a {json_type(specs)}"
+            problems.add(type_path, f"must be a non-empty list of rules, got {got}; wrap a single rule in [...]")
+            continue
+        compiled = [
+            _rule(spec, event_type, i, f"{type_path}[{i}]", api_version, problems) for i, spec in enumerate(specs)
+        ]
+        for rule in compiled:
+            if rule is None:
+                continue
+            if rule.name in seen:
+                problems.add(
+                    child_path(rule.path, "name"),
+                    f"rule name {rule.name!r} is also used at {seen[rule.name]}; names are part of the idempotency "
+                    "key, so make them unique within the source",
+                )
+            seen.setdefault(rule.name, rule.path)
+        rules[event_type] = tuple(r for r in compiled if r is not None)
+    return rules
+
+
+def _rule(
+    raw: Any, event_type: str, index: int, path: str, api_version: str | None, problems: _Problems
+) -> RuleConfig | None:
+    if not isinstance(raw, dict):
+        problems.add(path, f"must be a rule object with a request, got {json_type(raw)}")
+        return None
+    _check_keys(raw, RULE_KEYS, path, problems)
+    name = _rule_name(raw, f"{event_type}#{index}", path, problems)
+    when = _expression_field(raw, "when", path, problems, required=False)
+    request = _request(raw, child_path(path, "request"), api_version, problems)
+    send_internal_id, internal_id = _internal_id(raw, path, problems)
+    idempotency_key = _idempotency_key(raw, path, problems)
+    if request is None:
+        return None
+    return RuleConfig(
+        name=name,
+        event_type=event_type,
+        path=path,
+        request=request,
+        when=when,
+        internal_id=internal_id,
+        send_internal_id=send_internal_id,
+        idempotency_key=idempotency_key,
+    )
+
+
+def _rule_name(raw: dict[str, Any], default: str, path: str, problems: _Problems) -> str:
+    if "name" not in raw:
+        return default
+    name = raw["name"]
+    if not isinstance(name, str) or not _RULE_NAME.fullmatch(name):
+        problems.add(
+            child_path(path, "name"),
+            "rule names are 1 to 64 letters, digits, '.', '_', '#' or '-' "
+            "(they are part of idempotency keys); rename it",
+        )
+        return default
+    return name
+
+
+def _compile(value: Any, path: str, problems: _Problems) -> Node:
+    return _compile_checked(value, path, problems)[0]
+
+
+def _compile_checked(value: Any, path: str, problems: _Problems) -> tuple[Node, bool]:
+    """The compiled template and whether it compiled cleanly."""
+    errors: list[TemplateError] = []
+    node = compile_template(value, path, errors)
+    for error in errors:
+        problems.add(error.where, error.message)
+    return node, not errors
+
+
+def _request(raw: dict[str, Any], path: str, api_version: str | None, problems: _Problems) -> Obj | None:
+    if "request" not in raw:
+        problems.add(path, "required; add the Humanos request body template")
+        return None
+    template = raw["request"]
+    if not isinstance(template, dict):
+        problems.add(path, f"must be an object (the request body template), got {json_type(template)}")
+        return None
+    node, clean = _compile_checked(template, path, problems)
+    assert isinstance(node, Obj)  # a dict compiles to Obj
+    if api_version is not None:
+        # Values are only checked when every part compiled: a failed part would read as null.
+        _check_request(node, path, api_version, problems, check_values=clean)
+    return node
+
+
+def _check_request(node: Obj, path: str, api_version: str, problems: _Problems, *, check_values: bool) -> None:
+    """What can be known before any event: required fields, field names and constant values."""
+    present = {key for key, _ in node.items}
+    for problem in required_problems(present - {"internalId"}, api_version):
+        problems.add(problem.at(path).partition(": ")[0], problem.what)
+    for key, child in node.items:
+        if key == "internalId":
+            problems.add(
+                child_path(path, key),
+                "set internalId on the rule, not inside request; move it up one level (it defaults to the event id)",
+            )
+            continue
+        if is_constant(child) and check_values:
+            found = check_field(key, render(child, None), api_version)[1]
+        else:
+            found = field_name_problems(key, api_version) or _nested_key_problems(key, child)
+        for problem in found:
+            problems.add(problem.at(path).partition(": ")[0], problem.what)
+
+
+def _nested_key_problems(key: str, child: Node) -> list[Problem]:
+    """Field names inside users[] / credentials[] / expectedDocIds[] items written as objects."""
+    spec = NESTED_FIELDS.get(key)
+    if spec is None or not isinstance(child, Arr):
+        return []
+    fields, required = spec
+    found: list[Problem] = []
+    for index, item in enumerate(child.items):
+        if not isinstance(item, Obj):
+            continue
+        names = [name for name, _ in item.items]
+        where = f"{key}[{index}]"
+        found.extend(Problem(f"{where}.{r}", "required; add it") for r in required if r not in names)
+        found.extend(unknown_field_problem(f"{where}.{n}", n, fields) for n in names if n not in fields)
+    return found
+
+
+def _internal_id(raw: dict[str, Any], path: str, problems: _Problems) -> tuple[bool, Node | None]:
+    if "internalId" not in raw:
+        return True, None
+    value = raw["internalId"]
+    if value is None or value is False:  # TOML has no null: false says "send none" there
+        return False, None
+    if not isinstance(value, str) or not value:
+        problems.add(child_path(path, "internalId"), 'must be a string, an "=expression" or null (send none)')
+        return True, None
+    return True, _compile(value, child_path(path, "internalId"), problems)
+
+
+def _idempotency_key(raw: dict[str, Any], path: str, problems: _Problems) -> Node | None:
+    if "idempotencyKey" not in raw:
+        return None
+    where = child_path(path, "idempotencyKey")
+    value = raw["idempotencyKey"]
+    if not isinstance(value, str) or not value.startswith(EXPRESSION_PREFIX) or value.startswith(EXPRESSION_PREFIX * 2):
+        problems.add(
+            where,
+            'must be an "=expression": a constant gives every event the same key, so all but the first '
+            "would be dropped as duplicates; e.g. \"=concat('crm:', id)\", or leave it out for the default",
+        )
+        return None
+    return _compile(value, where, problems)

@@ -1,0 +1,133 @@
+"""``humanos-bridge mappings check|preview``: validate a mapping file, or show what an event becomes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from humanos_bridge import wire
+from humanos_bridge.errors import ConfigError, EventIgnored, MappingError, SerialisationError
+from humanos_bridge.mapping import MappingConfig, load_mapping
+from humanos_bridge.masking import mask_contact
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "mappings",
+        help="check a mapping file or preview the request an event becomes",
+        description="Work with mapping files (see mappings/README.md).",
+    )
+    actions = parser.add_subparsers(dest="mappings_command", metavar="ACTION", required=True)
+    check = actions.add_parser("check", help="validate a mapping file; list every problem")
+    check.add_argument("file", type=Path, help="mapping file (.json or .toml)")
+    check.set_defaults(func=run_check)
+    preview = actions.add_parser(
+        "preview", help="print the rule, keys and exact body bytes an event would be signed and sent as"
+    )
+    preview.add_argument("file", type=Path, help="mapping file (.json or .toml)")
+    preview.add_argument("event", type=Path, help="business event as JSON")
+    preview.add_argument("--source", help="source the event comes from (needed when the file has several)")
+    preview.add_argument("--mask", action="store_true", help="mask contacts in the printed body")
+    preview.set_defaults(func=run_preview)
+
+
+def _load(file: Path) -> MappingConfig | None:
+    try:
+        return load_mapping(file)
+    except ConfigError as exc:
+        errors = exc.details.get("errors") or [exc.message]
+        print(f"humanos-bridge: {len(errors)} problem(s) in {file}:", file=sys.stderr)
+        for line in errors:
+            print(f"  {line}", file=sys.stderr)
+        return None
+
+
+def run_check(args: argparse.Namespace) -> int:
+    cfg = _load(args.file)
+    if cfg is None:
+        return 1
+    rules = sum(cfg.source(name).rule_count for name in cfg.sources)
+    print(
+        f"OK {args.file}: {len(cfg.sources)} source(s) ({', '.join(cfg.sources)}), {rules} rule(s), "
+        f"API version {cfg.api_version}"
+    )
+    return 0
+
+
+def run_preview(args: argparse.Namespace) -> int:
+    cfg = _load(args.file)
+    if cfg is None:
+        return 1
+    source = _pick_source(cfg, args.source)
+    if source is None:
+        return 1
+    try:
+        event = wire.loads(args.event.read_bytes())
+    except OSError as exc:
+        return _fail(f"cannot read {args.event} ({exc.strerror})")
+    except SerialisationError as exc:
+        return _fail(f"{args.event}: {exc.message}")
+    try:
+        request = cfg.map_event(source, event)
+    except EventIgnored as exc:
+        print(f"ignored: {exc.message}")
+        return 0
+    except MappingError as exc:
+        return _fail(f"cannot map {args.event}: {exc.message}")
+    body = _masked(request.body) if args.mask else request.body
+    signed = wire.dump_bytes(request.body)
+    print(f"source:          {request.source}")
+    print(f"event type:      {request.event_type}")
+    print(f"event id:        {request.event_id}")
+    print(f"rule:            {request.rule}")
+    print(f"idempotency key: {request.idempotency_key}")
+    print(f"internalId:      {request.internal_id if request.internal_id is not None else '(none)'}")
+    print(f"API-Version:     {cfg.api_version}")
+    if args.mask:
+        print(f"body ({len(signed)} bytes signed; contacts masked below, so these are not those bytes):")
+    else:
+        print(f"body ({len(signed)} bytes, signed and sent exactly as below):")
+    print(wire.dumps(body))
+    return 0
+
+
+def _pick_source(cfg: MappingConfig, given: str | None) -> str | None:
+    if given is not None:
+        if given not in cfg.sources:
+            _fail(f"--source {given}: not in the file; its sources are {', '.join(cfg.sources)}")
+            return None
+        return given
+    if len(cfg.sources) == 1:
+        return cfg.sources[0]
+    _fail(f"the file has {len(cfg.sources)} sources ({', '.join(cfg.sources)}); pass --source NAME")
+    return None
+
+
+def _fail(message: str) -> int:
+    print(f"humanos-bridge: {message}", file=sys.stderr)
+    return 1
+
+
+#: Body fields that hold contacts, and inside list items which keys do.
+_CONTACT_LISTS = {"contacts": None, "users": ("contact", "secondaryContact"), "expectedDocIds": ("contact",)}
+
+
+def _masked(body: dict[str, Any]) -> dict[str, Any]:
+    out = dict(body)
+    for field, keys in _CONTACT_LISTS.items():
+        items = out.get(field)
+        if not isinstance(items, list):
+            continue
+        if keys is None:
+            out[field] = [mask_contact(c) if isinstance(c, str) else c for c in items]
+        else:
+            out[field] = [_mask_keys(item, keys) for item in items]
+    return out
+
+
+def _mask_keys(item: Any, keys: tuple[str, ...]) -> Any:
+    if not isinstance(item, dict):
+        return item
+    return {k: mask_contact(v) if k in keys and isinstance(v, str) else v for k, v in item.items()}

@@ -1,0 +1,199 @@
+"""``humanos-bridge mappings check|preview`` on the shipped examples and on broken input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from humanos_bridge_local.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+BRIDGE = str(ROOT / "mappings" / "bridge.json")
+USERS = str(ROOT / "mappings" / "users-2026-09-01.json")
+EVENTS = ROOT / "events" / "business"
+SHOP_HASH = "68bd4a747be58dbe0e0f9dc3a987dc65d3834af9392d4f38c0f4fec2c6fad9b9"
+
+
+def event_path(name: str) -> str:
+    return str(EVENTS / f"{name}.json")
+
+
+@pytest.mark.parametrize(
+    ("file", "summary"),
+    [
+        (BRIDGE, "3 source(s) (crm, shop, hr), 4 rule(s), API version 2026-05-17"),
+        (USERS, "1 source(s) (crm), 1 rule(s), API version 2026-09-01"),
+    ],
+)
+def test_examples_pass_check(file: str, summary: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every shipped example is valid: exit 0 and a one-line summary."""
+    assert main(["mappings", "check", file]) == 0
+    assert capsys.readouterr().out == f"OK {file}: {summary}\n"
+
+
+def test_check_lists_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A broken file: exit 1 and one line per problem on stderr."""
+    doc = json.loads(Path(BRIDGE).read_text(encoding="utf-8"))
+    doc["sources"]["crm"]["unmatched"] = "drop"
+    doc["sources"]["hr"]["rules"]["employee.hired"][1]["request"]["securityLevel"] = "KYC"
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    assert main(["mappings", "check", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"humanos-bridge: 2 problem(s) in {path}:\n"
+        f'  {path}: sources.crm.unmatched: must be "reject" or "ignore", got \'drop\'\n'
+        f'  {path}: sources.hr.rules["employee.hired"][1].request.securityLevel: must be one of CONTACT, '
+        "ORGANIZATION_KYC, HUMANOS_KYC, HUMANOS_REVALIDATION\n"
+    )
+
+
+PREVIEWS = {
+    ("crm", "crm-contact-created"): (
+        "source:          crm\n"
+        "event type:      contact.created\n"
+        "event id:        evt_crm_0001\n"
+        "rule:            marketing-consent-sms\n"
+        "idempotency key: crm:evt_crm_0001:marketing-consent-sms\n"
+        "internalId:      evt_crm_0001\n"
+        "API-Version:     2026-05-17\n"
+        "body (173 bytes, signed and sent exactly as below):\n"
+        '{"contacts":["+351912345678"],"groupIds":["grp_marketing_consent"],"securityLevel":"CONTACT",'
+        '"name":"Marketing consent for Ana","language":"POR","internalId":"evt_crm_0001"}\n'
+    ),
+    ("shop", "shop-order-paid"): (
+        "source:          shop\n"
+        "event type:      order.paid\n"
+        f"event id:        {SHOP_HASH}\n"
+        "rule:            purchase-agreement\n"
+        "idempotency key: shop:order:ord_5001:agreement\n"
+        "internalId:      order-ord_5001\n"
+        "API-Version:     2026-05-17\n"
+        "body (302 bytes, signed and sent exactly as below):\n"
+        '{"contacts":["Ana@example.com"],"credentials":[{"type":"document",'
+        '"name":"Purchase agreement for order ord_5001","internalId":"ord_5001",'
+        '"data":{"orderId":"ord_5001","total":129.9,"currency":"EUR"}}],"language":"ENG",'
+        '"redirectUrl":"https://shop.example.com/orders/thanks","internalId":"order-ord_5001"}\n'
+    ),
+    ("hr", "hr-employee-hired"): (
+        "source:          hr\n"
+        "event type:      employee.hired\n"
+        "event id:        hr-7f3a9c\n"
+        "rule:            employee-kyc\n"
+        "idempotency key: hr:hr-7f3a9c:employee-kyc\n"
+        "internalId:      employee-E-2041\n"
+        "API-Version:     2026-05-17\n"
+        "body (213 bytes, signed and sent exactly as below):\n"
+        '{"contacts":["ana@example.com"],"securityLevel":"ORGANIZATION_KYC","groupIds":["grp_employee_onboarding"],'
+        '"resourcesIds":["res_handbook_2026"],"name":"Welcome, Ana","language":"POR","internalId":"employee-E-2041"}\n'
+    ),
+    ("hr", "hr-contractor-hired"): (
+        "source:          hr\n"
+        "event type:      employee.hired\n"
+        "event id:        hr-8b21d0\n"
+        "rule:            contractor-kyc\n"
+        "idempotency key: hr:hr-8b21d0:contractor-kyc\n"
+        "internalId:      hr-8b21d0\n"
+        "API-Version:     2026-05-17\n"
+        "body (176 bytes, signed and sent exactly as below):\n"
+        '{"contacts":["joao@example.com","+351913000111"],"securityLevel":"HUMANOS_KYC",'
+        '"groupIds":["grp_contractor_onboarding"],"name":"Contractor onboarding","internalId":"hr-8b21d0"}\n'
+    ),
+}
+
+
+@pytest.mark.parametrize(("source", "sample"), list(PREVIEWS))
+def test_preview_prints_the_exact_body(source: str, sample: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each sample event previews as the rule, keys and the exact bytes to sign."""
+    assert main(["mappings", "preview", BRIDGE, event_path(sample), "--source", source]) == 0
+    out = capsys.readouterr().out
+    assert out == PREVIEWS[(source, sample)]
+    body = out.splitlines()[-1].encode("utf-8")
+    assert f"body ({len(body)} bytes" in out
+
+
+def test_preview_single_source_file_needs_no_source(capsys: pytest.CaptureFixture[str]) -> None:
+    """With one source in the file, --source may be left out; the users[] body is shown."""
+    assert main(["mappings", "preview", USERS, event_path("crm-contact-created")]) == 0
+    assert capsys.readouterr().out == (
+        "source:          crm\n"
+        "event type:      contact.created\n"
+        "event id:        evt_crm_0001\n"
+        "rule:            marketing-consent\n"
+        "idempotency key: crm:evt_crm_0001:marketing-consent\n"
+        "internalId:      evt_crm_0001\n"
+        "API-Version:     2026-09-01\n"
+        "body (219 bytes, signed and sent exactly as below):\n"
+        '{"users":[{"contact":"+351912345678","secondaryContact":"ana@example.com","language":"POR"}],'
+        '"groupIds":["grp_marketing_consent"],"securityLevel":"CONTACT","name":"Marketing consent for Ana",'
+        '"internalId":"evt_crm_0001"}\n'
+    )
+
+
+def test_preview_mask_hides_contacts(capsys: pytest.CaptureFixture[str]) -> None:
+    """--mask masks every contact field and says the bytes shown are not the signed ones."""
+    assert main(["mappings", "preview", USERS, event_path("crm-contact-created"), "--mask"]) == 0
+    out = capsys.readouterr().out
+    assert "+351912345678" not in out
+    assert "ana@example.com" not in out
+    assert out.splitlines()[-2:] == [
+        "body (219 bytes signed; contacts masked below, so these are not those bytes):",
+        '{"users":[{"contact":"+35********78","secondaryContact":"a***@e***.com","language":"POR"}],'
+        '"groupIds":["grp_marketing_consent"],"securityLevel":"CONTACT","name":"Marketing consent for Ana",'
+        '"internalId":"evt_crm_0001"}',
+    ]
+
+
+def test_preview_invalid_event_fails_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unmappable event: exit 1 and the precise reason, without the contact."""
+    path = event_path("crm-contact-created-invalid")
+    assert main(["mappings", "preview", BRIDGE, path, "--source", "crm"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"humanos-bridge: cannot map {path}: body.contacts[0]: not an e-mail address or a +international phone "
+        "number (8 to 15 digits after the +)\n"
+    )
+
+
+def test_preview_ignored_event_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    """An ignored event type is not an error: exit 0 and why it is ignored."""
+    assert main(["mappings", "preview", BRIDGE, event_path("hr-employee-updated"), "--source", "hr"]) == 0
+    assert capsys.readouterr().out == (
+        "ignored: source hr ignores event type 'employee.updated': it has no rules and unmatched is \"ignore\"\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "the file has 3 sources (crm, shop, hr); pass --source NAME"),
+        (["--source", "billing"], "--source billing: not in the file; its sources are crm, shop, hr"),
+    ],
+)
+def test_preview_source_must_be_known(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Several sources need --source; an unknown one is named."""
+    assert main(["mappings", "preview", BRIDGE, event_path("crm-contact-created"), *args]) == 1
+    assert capsys.readouterr().err == f"humanos-bridge: {message}\n"
+
+
+def test_preview_bad_event_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An event file that is not JSON is reported with its position."""
+    path = tmp_path / "event.json"
+    path.write_text("{nope", encoding="utf-8")
+    assert main(["mappings", "preview", BRIDGE, str(path), "--source", "crm"]) == 1
+    assert capsys.readouterr().err == (
+        f"humanos-bridge: {path}: body is not valid JSON: Expecting property name enclosed in double quotes "
+        "at line 1 column 2\n"
+    )
+
+
+def test_preview_with_broken_mapping_lists_its_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """preview checks the file first, like check."""
+    path = tmp_path / "m.json"
+    path.write_text('{"version": 1}', encoding="utf-8")
+    assert main(["mappings", "preview", str(path), event_path("crm-contact-created")]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == f"humanos-bridge: 2 problem(s) in {path}:"
