@@ -16,6 +16,11 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+# Powertools reads these when a handler module builds its Logger and Metrics at import, as in Lambda,
+# where the template sets them. Set before any test module imports a function.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "humanos-bridge")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "HumanosBridge")
+
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 REGION = "eu-west-1"

@@ -35,6 +35,7 @@ ENV_NAMES: dict[str, str] = {
     "dispatch_workers": "DISPATCH_WORKERS",
     "sender_secret_id": "SENDER_SECRET_ID",
     "signature_tolerance_seconds": "SIGNATURE_TOLERANCE_SECONDS",
+    "idempotency_ttl_seconds": "IDEMPOTENCY_TTL_SECONDS",
 }
 
 
@@ -72,6 +73,9 @@ class Settings:
     #: ARN or name of the secret holding sender secrets per source.
     sender_secret_id: str = ""
     signature_tolerance_seconds: int = 300
+    #: How long an event's idempotency record is kept: longer than the DLQ's 14-day retention, so a
+    #: redrive never creates a second request.
+    idempotency_ttl_seconds: int = 15 * 24 * 3600
 
     def __post_init__(self) -> None:
         positive = (

@@ -1,0 +1,330 @@
+"""The dispatcher: a batch of queued business events becomes Humanos requests, exactly once.
+
+Per record: parse the body, find the source, map, send once. Records run in parallel on a
+bounded worker pool (one shared connection pool), under the container's share of the Humanos
+rate limit. On FIFO queues records of one message group run in order, and a failure holds back
+the rest of its group only. Outcomes are then settled for the whole batch:
+
+- created / duplicate / ignored: acknowledged;
+- permanent failure: parked in the dead-letter queue with its reason, then acknowledged;
+- retryable failure: reported as a batch item failure, its visibility set to a jittered
+  exponential back-off from its receive count (at least Retry-After), so SQS redelivers it
+  later and, after ``maxReceiveCount``, moves it to the dead-letter queue itself.
+
+Logs, metrics and trace annotations are written from the outcomes in the invoking thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from humanos_bridge import wire
+from humanos_bridge.backoff import full_jitter
+from humanos_bridge.dead_letters import Parcel, park
+from humanos_bridge.errors import EventIgnored, MappingError
+from humanos_bridge.exactly_once import ExactlyOnce
+from humanos_bridge.mapping import MappedRequest, MappingConfig
+from humanos_bridge.outcomes import Failure, classify_failure
+from humanos_bridge.queue_messages import ATTR_SOURCE, QueuedEvent, parse_batch
+
+#: SQS refuses visibility timeouts above 12 hours.
+MAX_VISIBILITY_SECONDS = 43_200
+#: Time kept back from the invocation's deadline for settling the batch (DLQ, visibility, metrics).
+SETTLE_RESERVE_SECONDS = 3.0
+
+CREATED, DUPLICATE, RECOVERED, IGNORED, PARKED, RETRY = (
+    "created",
+    "duplicate",
+    "recovered",
+    "ignored",
+    "parked",
+    "retry",
+)
+
+
+class MissingSource(MappingError):
+    """The message names no source and no DEFAULT_SOURCE is configured."""
+
+    code = "missing_source"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How long a failed message stays invisible before SQS hands it out again."""
+
+    base_seconds: float = 10.0
+    max_seconds: float = 900.0
+
+    def visibility_for(self, receive_count: int, retry_after: float | None, rng: Any = None) -> int:
+        wait = full_jitter(max(receive_count, 1), self.base_seconds, self.max_seconds, rng)
+        if retry_after is not None:
+            wait = max(wait, retry_after)
+        return int(min(max(wait, 0), MAX_VISIBILITY_SECONDS))
+
+
+@dataclass
+class Outcome:
+    """What became of one record."""
+
+    message: QueuedEvent
+    kind: str = RETRY
+    source: str | None = None
+    event_type: str | None = None
+    event_id: str | None = None
+    request_id: str | None = None
+    failure: Failure | None = None
+    #: Seconds spent talking to Humanos for this record (rate-limit wait excluded).
+    humanos_seconds: float | None = None
+    mapped: MappedRequest | None = field(default=None, repr=False)
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.kind != RETRY
+
+
+class Dispatcher:
+    """Dispatches SQS batches of business events. Build once per container, reuse per invocation."""
+
+    def __init__(
+        self,
+        mapping: MappingConfig,
+        sender: ExactlyOnce,
+        sqs: Any,
+        *,
+        request_queue_url: str,
+        dead_letter_queue_url: str,
+        default_source: str = "",
+        workers: int = 8,
+        backoff: Backoff | None = None,
+        logger: Logger | None = None,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.mapping = mapping
+        self.sender = sender
+        self.sqs = sqs
+        self.request_queue_url = request_queue_url
+        self.dead_letter_queue_url = dead_letter_queue_url
+        self.default_source = default_source
+        self.backoff = backoff or Backoff()
+        self.logger = logger or Logger(child=True)
+        self.metrics = metrics
+        self._clock = clock
+        # One pool per container: its threads share the client's connection pool.
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dispatch")
+
+    # -- the batch --------------------------------------------------------------------------------
+
+    def dispatch_batch(self, event: Any, context: LambdaContext | None = None) -> dict[str, Any]:
+        """Handle one Lambda SQS event; return the partial batch response."""
+        messages = parse_batch(event)
+        self.sender.register_context(context)
+        deadline = self._deadline(context)
+        outcomes = {m.message_id: Outcome(message=m) for m in messages}
+        for outcome in outcomes.values():
+            self._prepare(outcome)
+        lanes = self._lanes(list(outcomes.values()))
+        for done in self._pool.map(lambda lane: self._run_lane(lane, deadline), lanes):
+            del done
+        self._settle(list(outcomes.values()))
+        self._report(list(outcomes.values()))
+
+        def record_handler(record: SQSRecord) -> None:
+            outcome = outcomes[record.message_id]
+            if not outcome.acknowledged:
+                raise _Retry(outcome.failure.code if outcome.failure else "retry")
+
+        # Powertools shapes the partial response; every record was already handled above. An entire
+        # failed batch is reported as failures too, not raised: Lambda errors stay for real faults.
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        return dict(process_partial_response(event=event, record_handler=record_handler, processor=processor))
+
+    # -- per record -------------------------------------------------------------------------------
+
+    def _prepare(self, outcome: Outcome) -> None:
+        """Parse and map in the invoking thread: cheap, and needed to group duplicates."""
+        message = outcome.message
+        try:
+            outcome.source = message.attributes.get(ATTR_SOURCE) or self.default_source or None
+            if not outcome.source:
+                raise MissingSource(
+                    "message has no 'source' attribute and DEFAULT_SOURCE is not set; "
+                    "send the source as a message attribute or configure DEFAULT_SOURCE"
+                )
+            body = wire.loads(message.body)
+            outcome.event_type, outcome.event_id = self._identity(outcome.source, body)
+            outcome.mapped = self.mapping.map_event(outcome.source, body)
+        except EventIgnored:
+            outcome.kind = IGNORED
+        except Exception as exc:  # classified: permanent ones are parked, the rest retried
+            self._fail(outcome, exc)
+
+    def _identity(self, source: str, body: Any) -> tuple[str | None, str | None]:
+        try:
+            return self.mapping.event_identity(source, body)
+        except MappingError:
+            return None, None  # map_event will raise the precise error
+
+    def _lanes(self, outcomes: list[Outcome]) -> list[list[Outcome]]:
+        """Records that must run one after another: a FIFO message group, or one idempotency key."""
+        lanes: dict[str, list[Outcome]] = {}
+        for outcome in outcomes:
+            if outcome.message.group_id is not None:
+                lane = f"group:{outcome.message.group_id}"
+            elif outcome.mapped is not None:
+                # Duplicates in one batch run in sequence: the second finds the first's record.
+                lane = f"key:{outcome.mapped.idempotency_key}"
+            else:
+                lane = f"message:{outcome.message.message_id}"
+            lanes.setdefault(lane, []).append(outcome)
+        return list(lanes.values())
+
+    def _run_lane(self, lane: Sequence[Outcome], deadline: float | None) -> None:
+        fifo = lane[0].message.group_id is not None
+        blocked: Failure | None = None
+        for outcome in lane:
+            if blocked is not None:
+                # FIFO: later messages of a failed group must wait for it, in order.
+                outcome.kind, outcome.failure = RETRY, blocked
+                continue
+            if outcome.mapped is not None and outcome.kind == RETRY and outcome.failure is None:
+                self._send(outcome, deadline)
+            if fifo and outcome.kind == RETRY:
+                blocked = Failure(
+                    True,
+                    "held_behind_failure",
+                    "an earlier message of its FIFO group failed",
+                    None,
+                    outcome.failure.retry_after if outcome.failure else None,
+                )
+
+    def _send(self, outcome: Outcome, deadline: float | None) -> None:
+        assert outcome.mapped is not None
+        max_wait = None if deadline is None else max(deadline - self._clock() - SETTLE_RESERVE_SECONDS, 0.0)
+        started = time.perf_counter()
+        try:
+            with_log_keys = {"correlation_id": outcome.event_id, "source": outcome.source}
+            self.logger.thread_safe_append_keys(**with_log_keys)
+            try:
+                delivery = self.sender.send(
+                    outcome.mapped,
+                    may_have_been_sent=outcome.message.may_have_been_sent,
+                    first_seen_ms=outcome.message.sent_at_ms or None,
+                    max_wait=max_wait,
+                )
+            finally:
+                self.logger.thread_safe_remove_keys(list(with_log_keys))
+        except Exception as exc:  # classified below; nothing escapes a worker thread
+            self._fail(outcome, exc)
+            return
+        outcome.humanos_seconds = time.perf_counter() - started
+        outcome.request_id = delivery.request_id
+        outcome.kind = DUPLICATE if delivery.duplicate else RECOVERED if delivery.recovered else CREATED
+
+    def _fail(self, outcome: Outcome, exc: BaseException) -> None:
+        outcome.failure = classify_failure(exc)
+        outcome.kind = RETRY if outcome.failure.retryable else PARKED
+
+    # -- settling the batch -----------------------------------------------------------------------
+
+    def _settle(self, outcomes: list[Outcome]) -> None:
+        parcels = [
+            Parcel(o.message, o.failure, o.source, o.event_id) for o in outcomes if o.kind == PARKED and o.failure
+        ]
+        if parcels:
+            not_parked = park(self.sqs, self.dead_letter_queue_url, parcels)
+            for outcome in outcomes:
+                if outcome.message.message_id in not_parked:
+                    # Never acknowledge what could not be parked: it is retried instead.
+                    outcome.kind = RETRY
+        retries = [o for o in outcomes if o.kind == RETRY]
+        if retries:
+            self._back_off(retries)
+
+    def _back_off(self, retries: list[Outcome]) -> None:
+        entries = [
+            {
+                "Id": str(index),
+                "ReceiptHandle": o.message.receipt_handle,
+                "VisibilityTimeout": self.backoff.visibility_for(
+                    o.message.receive_count, o.failure.retry_after if o.failure else None
+                ),
+            }
+            for index, o in enumerate(retries)
+        ]
+        for start in range(0, len(entries), 10):
+            try:
+                self.sqs.change_message_visibility_batch(
+                    QueueUrl=self.request_queue_url, Entries=entries[start : start + 10]
+                )
+            except Exception as exc:  # the message is still retried, only sooner: log and go on
+                self.logger.warning("could not set back-off visibility", extra={"error": type(exc).__name__})
+
+    def _report(self, outcomes: list[Outcome]) -> None:
+        counts: dict[str, int] = {}
+        for outcome in outcomes:
+            counts[outcome.kind] = counts.get(outcome.kind, 0) + 1
+            self._log(outcome)
+        if self.metrics is not None:
+            self._emit_metrics(outcomes, counts)
+
+    def _log(self, outcome: Outcome) -> None:
+        fields: dict[str, Any] = {
+            "correlation_id": outcome.event_id,
+            "outcome": outcome.kind,
+            "source": outcome.source,
+            "eventType": outcome.event_type,
+            "eventId": outcome.event_id,
+            "messageId": outcome.message.message_id,
+            "receiveCount": outcome.message.receive_count,
+        }
+        if outcome.request_id:
+            fields["requestId"] = outcome.request_id
+        if outcome.humanos_seconds is not None:
+            fields["humanosMs"] = round(outcome.humanos_seconds * 1000, 1)
+        if outcome.failure is not None:
+            fields.update(errorCode=outcome.failure.code, reason=outcome.failure.reason, status=outcome.failure.status)
+        level = "warning" if outcome.kind in (RETRY, PARKED) else "info"
+        getattr(self.logger, level)(f"event {outcome.kind}", extra=fields)
+
+    def _emit_metrics(self, outcomes: list[Outcome], counts: dict[str, int]) -> None:
+        assert self.metrics is not None
+        add = self.metrics.add_metric
+        add(name="EventsReceived", unit=MetricUnit.Count, value=len(outcomes))
+        add(name="RequestsCreated", unit=MetricUnit.Count, value=counts.get(CREATED, 0) + counts.get(RECOVERED, 0))
+        add(name="Duplicates", unit=MetricUnit.Count, value=counts.get(DUPLICATE, 0))
+        add(name="EventsIgnored", unit=MetricUnit.Count, value=counts.get(IGNORED, 0))
+        add(name="RetryableFailures", unit=MetricUnit.Count, value=counts.get(RETRY, 0))
+        add(name="PermanentFailures", unit=MetricUnit.Count, value=counts.get(PARKED, 0))
+        now_ms = self._clock() * 1000
+        for outcome in outcomes:
+            if outcome.kind == CREATED and outcome.humanos_seconds is not None:
+                add(name="HumanosLatency", unit=MetricUnit.Milliseconds, value=outcome.humanos_seconds * 1000)
+                if outcome.message.sent_at_ms:
+                    add(
+                        name="EventToRequestLatency",
+                        unit=MetricUnit.Milliseconds,
+                        value=max(now_ms - outcome.message.sent_at_ms, 0),
+                    )
+
+    def _deadline(self, context: LambdaContext | None) -> float | None:
+        if context is None:
+            return None
+        return self._clock() + context.get_remaining_time_in_millis() / 1000
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+class _Retry(Exception):
+    """Raised to Powertools for a record that must be retried (its reason was already logged)."""

@@ -1,0 +1,105 @@
+"""Building the bridge's parts from settings: the one composition root for every function.
+
+Nothing here runs at import time. Handlers call these once per container (behind a cache) and
+tests call them with a boto3 session aimed at moto and settings aimed at the sandbox.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import urllib3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+from humanos_bridge.client import HumanosClient
+from humanos_bridge.credentials import SecretsManagerCredentials
+from humanos_bridge.dispatch import Dispatcher
+from humanos_bridge.errors import ConfigError
+from humanos_bridge.exactly_once import ExactlyOnce
+from humanos_bridge.mapping import MappingConfig, load_mapping_cached
+from humanos_bridge.ratelimit import TokenBucket
+from humanos_bridge.settings import ENV_NAMES, Settings
+
+
+def require(settings: Settings, *names: str) -> None:
+    """Fail at cold start, naming every missing variable, rather than on the first event."""
+    missing = [ENV_NAMES[name] for name in names if not getattr(settings, name)]
+    if missing:
+        raise ConfigError(f"missing configuration: set {', '.join(missing)} (the template sets them on deploy)")
+
+
+def load_mapping(settings: Settings) -> MappingConfig:
+    require(settings, "mapping_file")
+    return load_mapping_cached(settings.mapping_file)
+
+
+def api_version(settings: Settings, mapping: MappingConfig) -> str:
+    """The mapping file says which API version its bodies are written for; an override must agree."""
+    override = settings.humanos_api_version
+    if override and override != mapping.api_version:
+        raise ConfigError(
+            f"{ENV_NAMES['humanos_api_version']}={override} but {settings.mapping_file} writes bodies for "
+            f"apiVersion {mapping.api_version}; change one so they agree (or leave the variable empty)"
+        )
+    return mapping.api_version
+
+
+def humanos_client(
+    settings: Settings, mapping: MappingConfig, session: boto3.session.Session, pool: urllib3.PoolManager | None = None
+) -> HumanosClient:
+    require(settings, "humanos_secret_id")
+    credentials = SecretsManagerCredentials(
+        settings.humanos_secret_id,
+        ttl_seconds=settings.secret_ttl_seconds,
+        boto3_client=session.client("secretsmanager"),
+    )
+    return HumanosClient.from_settings(settings, credentials, api_version(settings, mapping), pool=pool)
+
+
+def exactly_once(
+    settings: Settings,
+    client: HumanosClient,
+    session: boto3.session.Session,
+    *,
+    limiter: TokenBucket | None = None,
+    persistence: DynamoDBPersistenceLayer | None = None,
+) -> ExactlyOnce:
+    require(settings, "idempotency_table")
+    store = persistence or DynamoDBPersistenceLayer(
+        table_name=settings.idempotency_table, boto3_client=session.client("dynamodb")
+    )
+    before_create = None if limiter is None else (lambda max_wait: limiter.acquire(max_wait=max_wait))
+    return ExactlyOnce(client, store, ttl_seconds=settings.idempotency_ttl_seconds, before_create=before_create)
+
+
+def dispatcher(
+    settings: Settings,
+    *,
+    session: boto3.session.Session | None = None,
+    pool: urllib3.PoolManager | None = None,
+    persistence: DynamoDBPersistenceLayer | None = None,
+    logger: Logger | None = None,
+    metrics: Metrics | None = None,
+    **overrides: Any,
+) -> Dispatcher:
+    """The SQS dispatcher with everything it needs, checked at cold start."""
+    require(settings, "request_queue_url", "dead_letter_queue_url")
+    session = session or boto3.session.Session()
+    mapping = load_mapping(settings)
+    client = humanos_client(settings, mapping, session, pool)
+    limiter = TokenBucket.for_org_limit(settings.rate_limit_per_minute, settings.max_concurrency)
+    sender = exactly_once(settings, client, session, limiter=limiter, persistence=persistence)
+    return Dispatcher(
+        mapping,
+        sender,
+        session.client("sqs"),
+        request_queue_url=settings.request_queue_url,
+        dead_letter_queue_url=settings.dead_letter_queue_url,
+        default_source=settings.default_source,
+        workers=settings.dispatch_workers,
+        logger=logger,
+        metrics=metrics,
+        **overrides,
+    )
