@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint unit bench sandbox clean
+.PHONY: run test lint unit bench sandbox clean sam-checks infra
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/humanos-bridge local
 
-## test: lint, type-check and run every test suite (what CI runs)
-test: lint
+## test: lint, type-check, SAM checks (cfn-lint, sam validate, sam build) and every test suite (what CI runs)
+test: lint sam-checks
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -39,3 +39,11 @@ sandbox: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache .hypothesis
+
+## sam-checks: cfn-lint, sam validate --lint, sam build (SAM CLI in its own .sam-venv)
+sam-checks: $(STAMP)
+	bash .ci/sam-checks
+
+## infra: the SAM checks and the template tests only
+infra: sam-checks
+	$(BIN)/python -m pytest tests/infrastructure -q

@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+
+from humanos_bridge_local.moto_server import MotoServer
 
 # Powertools reads these when a handler module builds its Logger and Metrics at import, as in Lambda,
 # where the template sets them. Set before any test module imports a function.
@@ -55,13 +56,10 @@ def moto_server() -> Iterator[Moto]:
         "AWS_REGION": REGION,
     }.items():
         os.environ[key] = value
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
+    server = MotoServer().start()
     try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
         session = boto3.session.Session(region_name=REGION)
-        yield Moto(endpoint, session)
+        yield Moto(server.endpoint_url, session)
     finally:
         server.stop()
 

@@ -15,7 +15,7 @@ from humanos_bridge import __version__
 from humanos_bridge.errors import BridgeError
 
 #: Command modules, in the order ``--help`` lists them.
-COMMAND_MODULES = ("sign", "sandbox", "mappings")
+COMMAND_MODULES = ("sign", "sandbox", "mappings", "local", "demo", "send", "dlq", "status")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -66,7 +66,7 @@ class RotatingCredentials:
         self.fresh = fresh
         self.forced = 0
 
-    def get(self, *, force_refresh: bool = False) -> Credentials:
+    def get(self, *, force_refresh: bool = False, stale: Credentials | None = None) -> Credentials:
         if force_refresh:
             self.forced += 1
             self.cached = self.fresh

@@ -187,3 +187,15 @@ def test_rotation_costs_exactly_one_refresh_and_one_extra_call(
     # The refreshed value stays cached: the next call needs no fetch and no extra attempt.
     assert client.create_request({**body, "internalId": "order-3"}, "evt-later").attempts == 1
     assert source.fetch_count == 2
+
+
+def test_concurrent_refreshes_after_one_rotation_fetch_once(moto: Any) -> None:
+    """Many workers meet the same 401 together; the first refresh serves the others."""
+    sm = moto.client("secretsmanager")
+    arn = sm.create_secret(Name="rotating", SecretString='{"apiKey": "k", "signatureSecret": "old"}')["ARN"]
+    credentials = SecretsManagerCredentials(arn, ttl_seconds=300, boto3_client=sm)
+    refused = credentials.get()
+    sm.put_secret_value(SecretId=arn, SecretString='{"apiKey": "k", "signatureSecret": "new"}')
+    fresh = [credentials.get(force_refresh=True, stale=refused) for _ in range(5)]
+    assert {c.signature_secret for c in fresh} == {"new"}
+    assert credentials.fetch_count == 2

@@ -290,3 +290,33 @@ def test_logs_and_metrics_hold_no_contact_or_secret(
         bridge.sandbox.signature_secret,
     ):
         assert secret not in logs and secret not in metrics
+
+
+@pytest.fixture
+def fifo_bridge(moto: Any, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[BridgeEnv]:
+    env = create_bridge(moto, sandbox, monkeypatch, fifo=True)
+    monkeypatch.setenv("HUMANOS_MAX_ATTEMPTS", "1")
+    app.dispatcher.cache_clear()
+    yield env
+    if app.dispatcher.cache_info().currsize:
+        app.dispatcher().close()
+    app.dispatcher.cache_clear()
+
+
+def test_fifo_failure_holds_back_its_group_only_and_order_holds(fifo_bridge: BridgeEnv) -> None:
+    """Group A is a1, a2, a3 and a2 fails: a3 is not sent before a2, group B goes on; on the
+    next delivery a2 then a3 are created, in order."""
+    bridge = fifo_bridge
+    ids = {name: bridge.enqueue(crm_event(n), group=name[0]) for n, name in enumerate(["a1", "a2", "a3", "b1"])}
+    bridge.sandbox.inject(Fault.status(503), times=1, body_contains=b'"internalId":"evt_crm_0001"')
+    first = bridge.deliver(app.lambda_handler)
+    assert sorted(first.failed_ids) == sorted([ids["a2"], ids["a3"]])
+    posted = [json.loads(c.body)["internalId"] for c in bridge.sandbox.calls if c.method == "POST"]
+    assert "evt_crm_0002" not in posted  # a3 waited behind a2
+    bridge.make_visible(first)
+    second = bridge.deliver(app.lambda_handler)
+    assert second.failed_ids == []
+    created = [json.loads(c.body)["internalId"] for c in bridge.creations()]
+    assert sorted(created) == ["evt_crm_0000", "evt_crm_0001", "evt_crm_0002", "evt_crm_0003"]
+    group_a = [i for i in created if i in ("evt_crm_0000", "evt_crm_0001", "evt_crm_0002")]
+    assert group_a == ["evt_crm_0000", "evt_crm_0001", "evt_crm_0002"]

@@ -12,6 +12,7 @@ import copy
 import importlib.util
 import json
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -67,7 +68,7 @@ class BridgeEnv:
         if self.fifo:
             extra = {
                 "MessageGroupId": group or "default",
-                "MessageDeduplicationId": str(id(event)) + str(len(raw or "")),
+                "MessageDeduplicationId": uuid.uuid4().hex,
             }
         body = raw if raw is not None else json.dumps(event)
         answer = self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body, MessageAttributes=attributes, **extra)

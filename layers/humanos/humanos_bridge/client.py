@@ -236,7 +236,7 @@ class HumanosClient:
                 if exc.status != 401:
                     raise
                 refreshed = True
-                fresh = self.credentials.get(force_refresh=True)
+                fresh = self.credentials.get(force_refresh=True, stale=credentials)
                 if fresh == credentials:
                     # The same credentials would be refused again: do not spend a call (and rate limit) on it.
                     raise _final_auth_error(exc, "the secret is unchanged after fetching it again") from exc

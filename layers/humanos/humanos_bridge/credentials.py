@@ -57,8 +57,12 @@ class Credentials:
 class CredentialsSource(Protocol):
     """Anything that hands out the current Humanos credentials."""
 
-    def get(self, *, force_refresh: bool = False) -> Credentials:
-        """The credentials; ``force_refresh`` bypasses any cache (after a 401)."""
+    def get(self, *, force_refresh: bool = False, stale: Credentials | None = None) -> Credentials:
+        """The credentials; ``force_refresh`` bypasses any cache (after a 401).
+
+        ``stale`` names the credentials that were refused: when another caller has already
+        replaced them, the new ones are returned without another fetch.
+        """
         ...
 
 
@@ -70,7 +74,7 @@ class StaticCredentials:
             raise ConfigError("StaticCredentials needs a non-empty api_key and signature_secret")
         self._credentials = Credentials(api_key, signature_secret)
 
-    def get(self, *, force_refresh: bool = False) -> Credentials:
+    def get(self, *, force_refresh: bool = False, stale: Credentials | None = None) -> Credentials:
         return self._credentials
 
     def __repr__(self) -> str:
@@ -120,8 +124,11 @@ class SecretsManagerCredentials:
         """How many reads reached Secrets Manager (for benchmarks and tests of the cache)."""
         return self._provider.fetch_count if self._provider is not None else 0
 
-    def get(self, *, force_refresh: bool = False) -> Credentials:
+    def get(self, *, force_refresh: bool = False, stale: Credentials | None = None) -> Credentials:
         with self._lock:
+            if force_refresh and stale is not None and self._parsed is not None and self._parsed[1] != stale:
+                # Another worker met the same 401 and fetched the rotated secret already: one fetch serves all.
+                return self._parsed[1]
             if self._provider is None:
                 # Built on first use: constructing it makes a boto3 client, which must not happen at import.
                 self._provider = _CountingSecretsProvider(self._boto3_client)

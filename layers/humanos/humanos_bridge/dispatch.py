@@ -117,7 +117,8 @@ class Dispatcher:
         self.dead_letter_queue_url = dead_letter_queue_url
         self.default_source = default_source
         self.backoff = backoff or Backoff()
-        self.logger = logger or Logger(child=True)
+        # A child logger needs its parent built first; without one given, own a full Logger.
+        self.logger = logger or Logger()
         self.metrics = metrics
         self._clock = clock
         # One pool per container: its threads share the client's connection pool.

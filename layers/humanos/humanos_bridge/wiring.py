@@ -6,7 +6,7 @@ tests call them with a boto3 session aimed at moto and settings aimed at the san
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import urllib3
@@ -21,6 +21,9 @@ from humanos_bridge.exactly_once import ExactlyOnce
 from humanos_bridge.mapping import MappingConfig, load_mapping_cached
 from humanos_bridge.ratelimit import TokenBucket
 from humanos_bridge.settings import ENV_NAMES, Settings
+
+if TYPE_CHECKING:
+    from humanos_bridge.ingest import IngestService
 
 
 def require(settings: Settings, *names: str) -> None:
@@ -99,6 +102,47 @@ def dispatcher(
         dead_letter_queue_url=settings.dead_letter_queue_url,
         default_source=settings.default_source,
         workers=settings.dispatch_workers,
+        logger=logger,
+        metrics=metrics,
+        **overrides,
+    )
+
+
+def ingest_service(
+    settings: Settings,
+    *,
+    session: boto3.session.Session | None = None,
+    pool: urllib3.PoolManager | None = None,
+    persistence: DynamoDBPersistenceLayer | None = None,
+    logger: Logger | None = None,
+    metrics: Metrics | None = None,
+    **overrides: Any,
+) -> IngestService:
+    """The ingest function's service: sender verification, mapping, the queue and the synchronous route.
+
+    Checked at cold start: every setting it needs, and that every source names a sender
+    authentication scheme. Builds clients only; nothing here calls AWS or Humanos.
+    """
+    # Imported here: the dispatcher's cold start does not need the ingest modules.
+    from humanos_bridge.ingest import IngestService
+    from humanos_bridge.sender_secrets import SenderSecrets
+
+    require(settings, "request_queue_url", "sender_secret_id", "humanos_secret_id", "idempotency_table")
+    session = session or boto3.session.Session()
+    mapping = load_mapping(settings)
+    client = humanos_client(settings, mapping, session, pool)
+    sender_secrets = SenderSecrets(
+        settings.sender_secret_id,
+        ttl_seconds=settings.secret_ttl_seconds,
+        boto3_client=session.client("secretsmanager"),
+    )
+    return IngestService(
+        mapping,
+        session.client("sqs"),
+        queue_url=settings.request_queue_url,
+        sender_secrets=sender_secrets,
+        sender=exactly_once(settings, client, session, persistence=persistence),
+        tolerance=settings.signature_tolerance_seconds,
         logger=logger,
         metrics=metrics,
         **overrides,

@@ -1,0 +1,71 @@
+"""Ingest Lambda: HTTP API webhooks -> verified, mapped business events, queued (or sent to Humanos now).
+
+Thin by design: routing is Powertools' event handler, everything else is
+``humanos_bridge.ingest.IngestService``, built once per container from the environment. The raw
+event is never logged: its headers carry signatures and its body contacts.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from humanos_bridge import wiring
+from humanos_bridge.http_request import InboundRequest
+from humanos_bridge.ingest import IngestService, Reply
+from humanos_bridge.settings import Settings
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+app = APIGatewayHttpResolver()
+
+
+@functools.lru_cache(maxsize=1)
+def service() -> IngestService:
+    """Built on the first invocation (no import-time I/O); ``service.cache_clear()`` in tests."""
+    return wiring.ingest_service(Settings.from_env(), logger=logger, metrics=metrics)
+
+
+@app.post("/events/<source>")
+def post_event(source: str) -> Response[str]:
+    return _respond(service().accept_event(source, _request()))
+
+
+@app.post("/requests/<source>")
+def post_request(source: str) -> Response[str]:
+    return _respond(service().create_request(source, _request(), app.lambda_context))
+
+
+@app.get("/health")
+def health() -> Response[str]:
+    return _respond(service().health())
+
+
+@app.not_found
+def not_found(exc: NotFoundError) -> Response[str]:
+    body = {"error": {"code": "not_found", "message": "no such route; POST /events/<source> or /requests/<source>"}}
+    return _respond(Reply(404, body))
+
+
+def _request() -> InboundRequest:
+    return InboundRequest.from_apigw_v2(app.current_event.raw_event)
+
+
+def _respond(reply: Reply) -> Response[str]:
+    body = json.dumps(reply.body, ensure_ascii=False, separators=(",", ":"))
+    return Response(reply.status, content_types.APPLICATION_JSON, body, dict(reply.headers))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

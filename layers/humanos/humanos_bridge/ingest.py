@@ -1,0 +1,345 @@
+"""The ingest service: webhooks in, verified and mapped, then queued (202) or sent to Humanos now (201).
+
+Each inbound request passes the same checks, cheapest first, and the first that fails answers:
+
+1. the source exists (404). Checked before authentication because without a source there is no
+   secret to verify against. This tells a caller which source names exist; they are not secrets
+   (senders are configured with URLs that contain them), the signature secrets are;
+2. the body fits in a queue message (413), so no HMAC runs over oversized input;
+3. the sender's signature verifies over the raw body bytes (401, one message for every cause;
+   the log says which check failed);
+4. the body is declared JSON (415), is JSON, and nests at most ``MAX_JSON_DEPTH`` levels (400);
+5. the mapping turns it into a request (422 with the precise reason). Event types the source
+   ignores answer 202 ``"ignored"`` on both routes and are neither queued nor sent.
+
+Then ``POST /events/{source}`` queues the raw body with its attributes (202 ``"accepted"``; a failed
+send answers 503, so the sender retries and nothing is half-accepted), and ``POST /requests/{source}``
+sends it through :class:`ExactlyOnce` at once: 201 when this call created the request, 200 with
+the same request when the event already has one (a retry, or the dispatcher got there first).
+
+Every failure becomes its answer through ``outcomes.http_outcome``, the one table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from humanos_bridge import __version__
+from humanos_bridge.errors import ConfigError, EventIgnored, MappingError, SignatureError, UnknownSourceError
+from humanos_bridge.exactly_once import ExactlyOnce
+from humanos_bridge.http_request import (
+    MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
+    InboundRequest,
+    PayloadTooLargeError,
+    check_json_media_type,
+    check_size,
+    parse_json,
+)
+from humanos_bridge.mapping import MappedRequest, MappingConfig, bound_key
+from humanos_bridge.masking import mask_text
+from humanos_bridge.outcomes import HttpOutcome, http_outcome
+from humanos_bridge.queue_messages import (
+    ATTR_EVENT_ID,
+    ATTR_RECEIVED_AT,
+    ATTR_SOURCE,
+    ATTR_TRACE_ID,
+    string_attributes,
+)
+from humanos_bridge.sender_auth import DEFAULT_TOLERANCE_SECONDS, SenderVerifier, verifier_for
+from humanos_bridge.sender_secrets import SenderSecrets
+
+#: SQS's limit on one message: body and attributes (names, types and values) together.
+MAX_MESSAGE_BYTES = 256 * 1024
+#: Distinct secret sets whose verifiers are kept; rotations add one each, so this is never reached.
+_MAX_VERIFIERS = 64
+
+ACCEPTED, IGNORED, CREATED, EXISTING, REJECTED, FAILED = (
+    "accepted",
+    "ignored",
+    "created",
+    "existing",
+    "rejected",
+    "failed",
+)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP answer: status, JSON body and extra headers."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Trail:
+    """What one request did, gathered as it goes, for its log line and metrics."""
+
+    route: str
+    source: str
+    started: float
+    event_type: str | None = None
+    event_id: str | None = None
+    request_id: str | None = None
+    outcome: str = FAILED
+    failure: HttpOutcome | None = None
+
+
+class IngestService:
+    """Verifies, maps and queues (or sends) inbound business events. Build once per container.
+
+    Parameters
+    ----------
+    mapping
+        The loaded mapping. Every source must name a sender authentication scheme (ConfigError otherwise).
+    sqs
+        An SQS client; ``queue_url`` is where accepted events go.
+    sender_secrets
+        The sender secrets per ``auth.secretKey``.
+    sender
+        Sends mapped requests to Humanos exactly once (the synchronous route); None disables that route.
+    tolerance
+        Accepted clock skew of sender timestamps, seconds, both directions.
+    """
+
+    def __init__(
+        self,
+        mapping: MappingConfig,
+        sqs: Any,
+        *,
+        queue_url: str,
+        sender_secrets: SenderSecrets,
+        sender: ExactlyOnce | None = None,
+        tolerance: float = DEFAULT_TOLERANCE_SECONDS,
+        logger: Logger | None = None,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        max_depth: int = MAX_JSON_DEPTH,
+    ) -> None:
+        refuse_unauthenticated_sources(mapping)
+        if not queue_url:
+            raise ConfigError("missing configuration: set REQUEST_QUEUE_URL (the template sets it on deploy)")
+        self.mapping = mapping
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.sender_secrets = sender_secrets
+        self.sender = sender
+        self.tolerance = tolerance
+        self.logger = logger or Logger(child=True)
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.max_depth = max_depth
+        self._clock = clock
+        self._verifiers: dict[tuple[str, tuple[str, ...]], SenderVerifier] = {}
+
+    # -- routes -----------------------------------------------------------------------------------
+
+    def accept_event(self, source: str, request: InboundRequest) -> Reply:
+        """``POST /events/{source}``: verify, map (dry run) and queue; 202 ``accepted`` or ``ignored``."""
+        trail = _Trail("events", source, time.perf_counter())
+        try:
+            mapped = self._admit_and_map(source, request, trail)
+            if mapped is None:
+                return self._ignored(trail)
+            self._enqueue(source, request, mapped)
+            trail.outcome = ACCEPTED
+            return Reply(202, {"eventId": mapped.event_id, "status": ACCEPTED})
+        except Exception as exc:  # every failure is answered through the one table
+            return self._refuse(trail, exc)
+        finally:
+            self._report(trail)
+
+    def create_request(self, source: str, request: InboundRequest, context: LambdaContext | None = None) -> Reply:
+        """``POST /requests/{source}``: verify, map and send to Humanos now; 201 created, 200 existing."""
+        trail = _Trail("requests", source, time.perf_counter())
+        try:
+            if self.sender is None:
+                raise ConfigError("the synchronous route is not configured (no Humanos sender was built)")
+            mapped = self._admit_and_map(source, request, trail)
+            if mapped is None:
+                return self._ignored(trail)
+            self.sender.register_context(context)
+            delivery = self.sender.send(mapped, may_have_been_sent=False)
+            trail.request_id = delivery.request_id
+            created = not (delivery.duplicate or delivery.recovered) and delivery.status == 201
+            trail.outcome = CREATED if created else EXISTING
+            answer = {
+                "requestId": delivery.request_id,
+                "eventId": mapped.event_id,
+                "subjects": delivery.response.get("subjects", []),
+                "credentials": delivery.response.get("credentials", []),
+            }
+            return Reply(201 if created else 200, answer)
+        except Exception as exc:  # every failure is answered through the one table
+            return self._refuse(trail, exc)
+        finally:
+            self._report(trail)
+
+    def health(self) -> Reply:
+        """``GET /health``: liveness. Touches neither Humanos nor Secrets Manager."""
+        return Reply(200, {"status": "ok", "version": __version__})
+
+    # -- the checks, in order ---------------------------------------------------------------------
+
+    def _admit_and_map(self, source: str, request: InboundRequest, trail: _Trail) -> MappedRequest | None:
+        """Run checks 1-5; the mapped request, or None when the source ignores this event type."""
+        if source not in self.mapping.sources:
+            raise UnknownSourceError(
+                f"unknown source {mask_text(source[:64])!r}; POST to /events/<source> with a configured source"
+            )
+        if request.problem is not None:
+            raise request.problem
+        check_size(request.body, self.max_body_bytes)
+        self._authenticate(source, request)
+        check_json_media_type(request.headers)
+        event = parse_json(request.body, max_depth=self.max_depth)
+        try:
+            mapped = self.mapping.map_event(source, event)
+        except EventIgnored:
+            trail.event_type, trail.event_id = self._identity(source, event)
+            self._correlate(trail.event_id)
+            return None
+        trail.event_type, trail.event_id = mapped.event_type, mapped.event_id
+        self._correlate(mapped.event_id)
+        return mapped
+
+    def _authenticate(self, source: str, request: InboundRequest) -> None:
+        auth = self.mapping.source(source).auth
+        assert auth is not None  # refused at construction
+        secrets = self.sender_secrets.secrets_for(auth.secret_key)
+        if not secrets:
+            raise SignatureError(
+                f"the sender secret has no entry {auth.secret_key!r} for source {source!r}; add its secrets "
+                "to SENDER_SECRET_ID",
+                reason="secret_not_configured",
+            )
+        self._verifier(auth.scheme, secrets).verify(request.headers, request.body, now=self._clock())
+
+    def _verifier(self, scheme: str, secrets: tuple[str, ...]) -> SenderVerifier:
+        # Built once per secret set: Standard Webhooks secrets are base64-decoded and checked on construction.
+        found = self._verifiers.get((scheme, secrets))
+        if found is None:
+            if len(self._verifiers) >= _MAX_VERIFIERS:
+                self._verifiers.clear()
+            found = self._verifiers[(scheme, secrets)] = verifier_for(scheme, secrets, tolerance=self.tolerance)
+        return found
+
+    def _identity(self, source: str, event: Any) -> tuple[str | None, str | None]:
+        try:
+            return self.mapping.event_identity(source, event)
+        except MappingError:
+            return None, None  # an ignored event without an id is still ignored
+
+    # -- effects ----------------------------------------------------------------------------------
+
+    def _enqueue(self, source: str, request: InboundRequest, mapped: MappedRequest) -> None:
+        attributes = string_attributes(
+            {
+                ATTR_SOURCE: source,
+                # Bounded to printable ASCII: SQS refuses some characters a sender's id could hold.
+                ATTR_EVENT_ID: bound_key(mapped.event_id),
+                ATTR_RECEIVED_AT: datetime.fromtimestamp(self._clock(), UTC)
+                .isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z"),
+                ATTR_TRACE_ID: request.trace_id[:256],
+            }
+        )
+        size = len(request.body) + sum(
+            len(name.encode()) + len(value["DataType"]) + len(value["StringValue"].encode())
+            for name, value in attributes.items()
+        )
+        if size > MAX_MESSAGE_BYTES:
+            raise PayloadTooLargeError(
+                f"request body and its queue attributes are {size} bytes; a queue message holds at most "
+                f"{MAX_MESSAGE_BYTES} bytes",
+                details={"limit": MAX_MESSAGE_BYTES},
+            )
+        self.sqs.send_message(
+            QueueUrl=self.queue_url, MessageBody=request.body.decode("utf-8"), MessageAttributes=attributes
+        )
+
+    def _ignored(self, trail: _Trail) -> Reply:
+        trail.outcome = IGNORED
+        return Reply(202, {"eventId": trail.event_id, "status": IGNORED})
+
+    def _refuse(self, trail: _Trail, exc: BaseException) -> Reply:
+        outcome = http_outcome(exc)
+        trail.failure = outcome
+        trail.outcome = REJECTED if outcome.status < 500 else FAILED
+        return Reply(outcome.status, outcome.body, outcome.headers)
+
+    def _correlate(self, event_id: str | None) -> None:
+        if event_id:
+            self.logger.set_correlation_id(event_id)
+
+    # -- logs and metrics -------------------------------------------------------------------------
+
+    def _report(self, trail: _Trail) -> None:
+        elapsed_ms = (time.perf_counter() - trail.started) * 1000
+        fields: dict[str, Any] = {
+            "route": trail.route,
+            "outcome": trail.outcome,
+            "source": mask_text(trail.source[:64]),
+            "eventType": trail.event_type,
+            "eventId": trail.event_id,
+            "latencyMs": round(elapsed_ms, 2),
+        }
+        if trail.request_id:
+            fields["requestId"] = trail.request_id
+        failure = trail.failure
+        if failure is not None:
+            fields.update(status=failure.status, cause=failure.code, reason=failure.reason)
+            level = "error" if failure.status >= 500 else "warning"
+        else:
+            level = "info"
+        getattr(self.logger, level)(f"event {trail.outcome}", extra=fields)
+        if self.metrics is not None:
+            self._emit_metrics(trail, elapsed_ms)
+
+    def _emit_metrics(self, trail: _Trail, elapsed_ms: float) -> None:
+        assert self.metrics is not None
+        add = self.metrics.add_metric
+        add(name="IngestLatency", unit=MetricUnit.Milliseconds, value=elapsed_ms)
+        if trail.outcome in (ACCEPTED, CREATED, EXISTING):
+            add(name="EventsAccepted", unit=MetricUnit.Count, value=1)
+            if trail.outcome == CREATED:
+                add(name="RequestsCreated", unit=MetricUnit.Count, value=1)
+        elif trail.outcome == IGNORED:
+            add(name="EventsIgnored", unit=MetricUnit.Count, value=1)
+        elif trail.failure is not None:
+            # The total (service dimension only) feeds the template's alarm; the cause goes on a
+            # separate metric so its dimension stays a small fixed set of codes.
+            name = "EventsRejected" if trail.outcome == REJECTED else "EventsFailed"
+            add(name=name, unit=MetricUnit.Count, value=1)
+            with single_metric(
+                name=name,
+                unit=MetricUnit.Count,
+                value=1,
+                namespace=self.metrics.namespace,
+                default_dimensions=self.metrics.default_dimensions,
+            ) as metric:
+                metric.add_dimension(name="cause", value=trail.failure.code)
+
+
+def refuse_unauthenticated_sources(mapping: MappingConfig) -> None:
+    """ConfigError naming every source without sender authentication: the service never starts open."""
+    missing = [name for name in mapping.sources if mapping.source(name).auth is None]
+    if missing:
+        names = ", ".join(repr(name) for name in missing)
+        first = missing[0]
+        raise ConfigError(
+            f"source(s) {names} in {mapping.file} have no sender authentication, so the ingest function would "
+            f'accept unsigned events; add "auth": {{"scheme": "humanos-hmac"}} or {{"scheme": "standard-webhooks"}} '
+            f"to sources.{first} (and each other one listed), or remove them from the mapping the ingest function loads"
+        )

@@ -1,0 +1,170 @@
+"""``humanos-bridge dlq list | redrive``: read the dead-letter queue, and send parked events back.
+
+``list`` reads every parked message (each is hidden for a few seconds while it is read, then made
+visible again) and shows its event id, source, error code, reason and when it was first seen, all
+masked. ``redrive`` sends the chosen messages back to the request queue with their carried
+attributes and ``redriveCount`` raised by one (so the dispatcher looks the request up by internalId
+before creating it again), and deletes each from the dead-letter queue only once it is back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from humanos_bridge.errors import ConfigError
+from humanos_bridge.masking import mask_text
+from humanos_bridge.queue_messages import (
+    ATTR_ERROR_CODE,
+    ATTR_ERROR_REASON,
+    ATTR_EVENT_ID,
+    ATTR_FIRST_SEEN_AT,
+    ATTR_REDRIVE_COUNT,
+    ATTR_SOURCE,
+    CARRIED_ATTRIBUTES,
+    is_fifo,
+    string_attributes,
+)
+from humanos_bridge_local.endpoints import Target, add_target_arguments, resolve_target
+
+#: Seconds a message stays hidden while it is being read or redriven.
+READ_VISIBILITY_SECONDS = 30
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("dlq", help="list or redrive events parked in the dead-letter queue")
+    actions = parser.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="each parked event with its reason (contacts masked)")
+    add_target_arguments(listing)
+    listing.set_defaults(func=run_list)
+    redrive = actions.add_parser("redrive", help="send parked events back to the request queue")
+    chosen = redrive.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--all", action="store_true", help="every parked event")
+    chosen.add_argument("--event-id", action="append", metavar="ID", help="the event with this id (repeatable)")
+    add_target_arguments(redrive)
+    redrive.set_defaults(func=run_redrive)
+
+
+@dataclass(frozen=True)
+class Parked:
+    """One message of the dead-letter queue."""
+
+    message: dict[str, Any]
+
+    def attribute(self, name: str) -> str | None:
+        value = (self.message.get("MessageAttributes") or {}).get(name)
+        return value.get("StringValue") if value else None
+
+    @property
+    def event_id(self) -> str:
+        return self.attribute(ATTR_EVENT_ID) or "-"
+
+    @property
+    def code(self) -> str:
+        # No code: SQS itself moved it after maxReceiveCount failed deliveries (retryable failures).
+        return self.attribute(ATTR_ERROR_CODE) or "max_receives_exceeded"
+
+    @property
+    def reason(self) -> str:
+        if self.attribute(ATTR_ERROR_REASON):
+            return str(self.attribute(ATTR_ERROR_REASON))
+        receives = (self.message.get("Attributes") or {}).get("ApproximateReceiveCount", "?")
+        return f"moved by SQS after repeated failed deliveries (received {receives} times here)"
+
+    @property
+    def first_seen(self) -> str:
+        return self.attribute(ATTR_FIRST_SEEN_AT) or "-"
+
+
+@contextlib.contextmanager
+def parked_messages(target: Target) -> Iterator[list[Parked]]:
+    """Every message of the DLQ, hidden while the caller works; those not deleted become visible again."""
+    sqs = target.client("sqs")
+    queue = target.require_dlq()
+    received: list[Parked] = []
+    seen: set[str] = set()
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=queue,
+            MaxNumberOfMessages=10,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+            VisibilityTimeout=READ_VISIBILITY_SECONDS,
+        ).get("Messages", [])
+        fresh = [m for m in batch if m["MessageId"] not in seen]
+        if not fresh:
+            break
+        seen.update(m["MessageId"] for m in fresh)
+        received.extend(Parked(m) for m in fresh)
+    try:
+        yield received
+    finally:
+        for parked in received:
+            if not parked.message.get("_deleted"):
+                with contextlib.suppress(Exception):  # it reappears anyway when its visibility ends
+                    sqs.change_message_visibility(
+                        QueueUrl=queue, ReceiptHandle=parked.message["ReceiptHandle"], VisibilityTimeout=0
+                    )
+
+
+def run_list(args: argparse.Namespace) -> int:
+    target = resolve_target(args)
+    with parked_messages(target) as parked:
+        if not parked:
+            print(f"the dead-letter queue of {target.description} is empty")
+            return 0
+        print(f"{len(parked)} parked event(s) in {target.description}:")
+        print(f"  {'event id':<24} {'source':<8} {'error':<24} {'first seen':<21} reason")
+        for item in parked:
+            # Masked field by field: ids and reasons may quote a contact, our own timestamps do not.
+            event_id, source = mask_text(item.event_id), mask_text(item.attribute(ATTR_SOURCE) or "-")
+            print(f"  {event_id:<24} {source:<8} {item.code:<24} {item.first_seen:<21} {mask_text(item.reason)}")
+    return 0
+
+
+def run_redrive(args: argparse.Namespace) -> int:
+    target = resolve_target(args)
+    sqs = target.client("sqs")
+    wanted = set(args.event_id or [])
+    with parked_messages(target) as parked:
+        chosen = [p for p in parked if args.all or p.event_id in wanted]
+        missing = sorted(wanted - {p.event_id for p in chosen})
+        if missing:
+            print(mask_text(f"not in the dead-letter queue: {', '.join(missing)}"), file=sys.stderr)
+        if not chosen:
+            if missing:
+                raise ConfigError(
+                    "nothing to redrive: no parked event has the given id(s); see `humanos-bridge dlq list`"
+                )
+            print("nothing to redrive: the dead-letter queue is empty")
+            return 0
+        for done, item in enumerate(chosen, start=1):
+            redrive_one(sqs, target, item)
+            source = mask_text(item.attribute(ATTR_SOURCE) or "-")
+            print(f"redriven {done}/{len(chosen)}: {mask_text(item.event_id)} ({source})")
+    return 1 if missing else 0
+
+
+def redrive_one(sqs: Any, target: Target, item: Parked) -> None:
+    """Back to the request queue first, then off the DLQ: a crash between the two duplicates, never loses."""
+    carried: dict[str, str | int | None] = {name: item.attribute(name) for name in CARRIED_ATTRIBUTES}
+    carried[ATTR_REDRIVE_COUNT] = int(item.attribute(ATTR_REDRIVE_COUNT) or 0) + 1
+    extra: dict[str, str] = {}
+    if is_fifo(target.request_queue_url):
+        group = (item.message.get("Attributes") or {}).get("MessageGroupId") or "redriven"
+        extra = {
+            "MessageGroupId": group,
+            "MessageDeduplicationId": f"{item.message['MessageId']}-{carried[ATTR_REDRIVE_COUNT]}",
+        }
+    sqs.send_message(
+        QueueUrl=target.request_queue_url,
+        MessageBody=item.message["Body"],
+        MessageAttributes=string_attributes(carried),
+        **extra,
+    )
+    sqs.delete_message(QueueUrl=target.require_dlq(), ReceiptHandle=item.message["ReceiptHandle"])
+    item.message["_deleted"] = True

@@ -1,0 +1,99 @@
+"""``humanos-bridge send``: sign a business event with its source's scheme and post it to the ingest API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import urllib3
+
+from humanos_bridge.errors import ConfigError
+from humanos_bridge.mapping import load_mapping
+from humanos_bridge.masking import mask_text
+from humanos_bridge.sender_secrets import parse_sender_secret
+from humanos_bridge_local.endpoints import Target, add_target_arguments, resolve_target
+from humanos_bridge_local.senders import sender_auth, signed_headers
+from humanos_bridge_local.stack import ROOT
+
+DEFAULT_MAPPING = ROOT / "mappings" / "bridge.json"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "send",
+        help="sign an event as its sender would and post it",
+        description=(
+            "Sign EVENT (a JSON file, sent byte for byte) with SOURCE's scheme from the mapping file and POST it "
+            "to <URL>/events/SOURCE. The secret is --secret, or the first one stored for the source in the "
+            "bridge's sender secret (local stack, or --stack with AWS credentials)."
+        ),
+    )
+    parser.add_argument("source", help="the source, as named in the mapping file (crm, shop, hr ...)")
+    parser.add_argument("event", type=Path, help="JSON file with the business event")
+    parser.add_argument("--url", help="the ingest API's base URL (default: the local stack's, or --stack's ApiUrl)")
+    parser.add_argument("--secret", help="the sender secret (default: read from the bridge's sender secret)")
+    parser.add_argument("--mapping", type=Path, help="mapping file naming the source's scheme")
+    parser.add_argument("--route", choices=("events", "requests"), default="events", help="queued (events) or sync")
+    add_target_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        body = args.event.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {args.event}: {exc.strerror}") from exc
+    target = None if (args.url and args.secret and args.mapping) else _target_or_none(args)
+    mapping_file = args.mapping or (Path(target.mapping_file) if target and target.mapping_file else DEFAULT_MAPPING)
+    auth = sender_auth(load_mapping(mapping_file), args.source)
+    secret = args.secret or _stored_secret(target, auth.secret_key)
+    base = args.url or (target.api_url if target else None)
+    if not base:
+        raise ConfigError("no ingest URL: pass --url, start `humanos-bridge local`, or name a deployed --stack")
+    url = base.rstrip("/")
+    if not url.endswith(f"/{args.route}/{args.source}"):
+        url = f"{url}/{args.route}/{args.source}"
+    headers = signed_headers(auth.scheme, secret, body)
+    try:
+        response = urllib3.request("POST", url, body=body, headers=headers, timeout=30, retries=False)
+    except urllib3.exceptions.HTTPError as exc:
+        raise ConfigError(f"cannot reach {url}: {type(exc).__name__}; is the bridge running?") from exc
+    print(f"POST {url} ({auth.scheme}) -> {response.status}")
+    text = response.data.decode("utf-8", "replace")
+    try:
+        print(json.dumps(masked(json.loads(text)), indent=2, ensure_ascii=False))
+    except ValueError:
+        print(mask_text(text))
+    return 0 if response.status < 400 else 1
+
+
+def masked(value: Any, key: str = "") -> Any:
+    """The answer with every string masked except ids (``eventId``, ``requestId`` ...), which hold no contact."""
+    if isinstance(value, dict):
+        return {k: masked(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(item, key) for item in value]
+    if isinstance(value, str) and not (key == "id" or key.endswith("Id")):
+        return mask_text(value)
+    return value
+
+
+def _target_or_none(args: argparse.Namespace) -> Target | None:
+    try:
+        return resolve_target(args)
+    except ConfigError:
+        if args.url and args.secret:
+            return None
+        raise
+
+
+def _stored_secret(target: Target | None, key: str) -> str:
+    if target is None or not target.sender_secret_id:
+        raise ConfigError("no sender secret: pass --secret, or name a bridge whose sender secret can be read")
+    value = target.client("secretsmanager").get_secret_value(SecretId=target.sender_secret_id)["SecretString"]
+    secrets = parse_sender_secret(target.sender_secret_id, value).get(key)
+    if not secrets:
+        raise ConfigError(f"the sender secret {target.sender_secret_id} has no entry {key!r}; pass --secret")
+    return secrets[0]

@@ -1,0 +1,86 @@
+"""Playing the sender: secrets for each source of a mapping, and signed webhook requests.
+
+Signing reuses the verifiers' own ``sign`` methods (``humanos_bridge.sender_auth``), so what the
+local tools send is by definition what the ingest function accepts; nothing here restates a scheme.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import shlex
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from humanos_bridge.errors import ConfigError
+from humanos_bridge.mapping import MappingConfig
+from humanos_bridge.sender_auth import (
+    HUMANOS_HMAC,
+    STANDARD_WEBHOOKS,
+    WHSEC_PREFIX,
+    HumanosHmacVerifier,
+    StandardWebhooksVerifier,
+)
+
+
+@dataclass(frozen=True)
+class SenderAuth:
+    """How one source signs: its scheme and the key of its entry in the sender secret."""
+
+    source: str
+    scheme: str
+    secret_key: str
+
+
+def sender_auth(mapping: MappingConfig, source: str) -> SenderAuth:
+    """The scheme and secret key of ``source``; ConfigError when it is unknown or unauthenticated."""
+    if source not in mapping.sources:
+        known = ", ".join(mapping.sources)
+        raise ConfigError(f"source {source!r} is not in {mapping.file}; use one of: {known}")
+    auth = mapping.source(source).auth
+    if auth is None:
+        raise ConfigError(f"source {source!r} in {mapping.file} has no sender authentication (auth.scheme)")
+    return SenderAuth(source, auth.scheme, auth.secret_key)
+
+
+def new_secret(scheme: str) -> str:
+    """A fresh sender secret in the form ``scheme`` expects (Standard Webhooks: ``whsec_`` + 32 bytes)."""
+    if scheme == STANDARD_WEBHOOKS:
+        return WHSEC_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+    if scheme == HUMANOS_HMAC:
+        return secrets.token_urlsafe(32)
+    raise ConfigError(f"unknown sender authentication scheme {scheme!r}")
+
+
+def generate_sender_secrets(mapping: MappingConfig) -> dict[str, list[str]]:
+    """One fresh secret per secret key of the mapping's authenticated sources: the SenderSecret value."""
+    generated: dict[str, list[str]] = {}
+    for name in mapping.sources:
+        auth = mapping.source(name).auth
+        if auth is not None and auth.secret_key not in generated:
+            generated[auth.secret_key] = [new_secret(auth.scheme)]
+    return generated
+
+
+def signed_headers(scheme: str, secret: str, body: bytes, *, now: float | None = None) -> dict[str, str]:
+    """The headers a sender adds to ``body`` (``Content-Type`` included)."""
+    headers = {"Content-Type": "application/json"}
+    if scheme == STANDARD_WEBHOOKS:
+        stamp = None if now is None else int(now)
+        headers |= StandardWebhooksVerifier([secret]).sign_headers(f"msg_{uuid.uuid4().hex}", body, timestamp=stamp)
+    elif scheme == HUMANOS_HMAC:
+        stamp_ms = None if now is None else int(now * 1000)
+        headers |= HumanosHmacVerifier([secret]).sign(body, timestamp_ms=stamp_ms)
+    else:
+        raise ConfigError(f"unknown sender authentication scheme {scheme!r}")
+    return headers
+
+
+def curl_command(url: str, headers: dict[str, str], body_file: Path) -> str:
+    """A ready-to-paste ``curl`` posting ``body_file`` byte for byte (``--data-binary @file`` keeps its bytes)."""
+    parts = ["curl", "-sS", "-X", "POST", shlex.quote(url)]
+    for name, value in headers.items():
+        parts += ["-H", shlex.quote(f"{name}: {value}")]
+    parts += ["--data-binary", shlex.quote(f"@{body_file}")]
+    return " ".join(parts)

@@ -1,0 +1,54 @@
+"""Small verbs for the end-to-end tests: sample events, signed posts, waiting for the dispatcher."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import urllib3
+
+from humanos_bridge_local.flow import DISPATCH, FlowEvent
+from humanos_bridge_local.senders import sender_auth, signed_headers
+from humanos_bridge_local.stack import ROOT, LocalStack
+
+WAIT_SECONDS = 15.0
+
+
+def business_event(name: str, **overrides: Any) -> dict[str, Any]:
+    event = json.loads((ROOT / "events" / "business" / f"{name}.json").read_text(encoding="utf-8"))
+    event = copy.deepcopy(event)
+    event.update(overrides)
+    return event
+
+
+def post(stack: LocalStack, source: str, event: Any, *, signed: bool = True) -> tuple[int, Any]:
+    """POST an event to the stack's ingest API as its sender would; (status, JSON answer)."""
+    assert stack.mapping is not None
+    body = json.dumps(event).encode()
+    auth = sender_auth(stack.mapping, source)
+    headers = {"Content-Type": "application/json"}
+    if signed:
+        headers = signed_headers(auth.scheme, stack.sender_secrets[auth.secret_key][0], body)
+    response = urllib3.request("POST", f"{stack.api_url}/events/{source}", body=body, headers=headers, timeout=10)
+    return response.status, json.loads(response.data)
+
+
+def dispatched(stack: LocalStack, event_id: str, count: int = 1) -> list[FlowEvent]:
+    """Wait until the dispatcher has logged ``count`` final outcomes for ``event_id``; return them all."""
+
+    def outcomes(events: list[FlowEvent]) -> list[FlowEvent]:
+        return [e for e in events if e.stage == DISPATCH and e.event_id == event_id and e.outcome != "retry"]
+
+    stack.recorder.wait_for(lambda events: len(outcomes(events)) >= count, WAIT_SECONDS)
+    return outcomes(stack.recorder.events)
+
+
+def creations_for(stack: LocalStack, marker: str) -> list[Any]:
+    """Every POST /request the sandbox answered 201 whose body holds ``marker``."""
+    assert stack.sandbox is not None
+    return [
+        c
+        for c in stack.sandbox.calls
+        if c.method == "POST" and c.path == "/request" and c.status == 201 and marker.encode() in c.body
+    ]
