@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from cfn_template import Template, conditions_used, references
 
-#: The knobs a user tunes, with the defaults docs/deploy.md documents.
+#: The knobs a user tunes, with the defaults README.md documents.
 DOCUMENTED_DEFAULTS = {
     "HumanosBaseUrl": "https://api.humanos.id",
     "HumanosApiVersion": "",
@@ -55,7 +55,7 @@ def test_parameter_exists_with_its_documented_default(template: Template, parame
     """The defaults the deployment guide promises are the template's."""
     assert parameter in template.parameters, f"Parameters: add {parameter}"
     assert template.parameters[parameter].get("Default") == default, (
-        f"{parameter}: Default should be {default!r} (or update docs/deploy.md and this table together)"
+        f"{parameter}: Default should be {default!r} (or update README.md and this table together)"
     )
 
 
@@ -66,10 +66,10 @@ def test_every_parameter_says_what_it_does(template: Template) -> None:
 
 
 def test_every_parameter_is_in_the_configuration_reference(template: Template) -> None:
-    """docs/deploy.md's configuration reference lists every parameter by name."""
-    guide = (template.path.parent / "docs/deploy.md").read_text(encoding="utf-8")
+    """README.md's configuration reference lists every parameter by name."""
+    guide = (template.path.parent / "README.md").read_text(encoding="utf-8")
     missing = [name for name in template.parameters if f"`{name}`" not in guide]
-    assert not missing, f"docs/deploy.md: add {missing} to the configuration reference"
+    assert not missing, f"README.md: add {missing} to the configuration reference"
 
 
 def test_existing_secret_arns_are_required_when_the_stack_creates_none(template: Template) -> None:
