@@ -320,3 +320,20 @@ def test_fifo_failure_holds_back_its_group_only_and_order_holds(fifo_bridge: Bri
     assert sorted(created) == ["evt_crm_0000", "evt_crm_0001", "evt_crm_0002", "evt_crm_0003"]
     group_a = [i for i in created if i in ("evt_crm_0000", "evt_crm_0001", "evt_crm_0002")]
     assert group_a == ["evt_crm_0000", "evt_crm_0001", "evt_crm_0002"]
+
+
+def test_sample_sqs_events_dispatch_as_documented(bridge: BridgeEnv) -> None:
+    """events/sqs/ holds what `sam local invoke -e` would send; each has the outcome its README states."""
+    valid = json.loads((ROOT / "events" / "sqs" / "batch-valid.json").read_text())
+    assert app.lambda_handler(valid, LocalContext()) == {"batchItemFailures": []}
+    assert sorted(json.loads(c.body)["internalId"] for c in bridge.creations()) == [
+        "employee-E-2041",
+        "evt_crm_0001",
+        "order-ord_5001",
+    ]
+    invalid = json.loads((ROOT / "events" / "sqs" / "batch-invalid.json").read_text())
+    assert app.lambda_handler(invalid, LocalContext()) == {"batchItemFailures": []}
+    codes = sorted(attribute(m, "errorCode") for m in bridge.dead_letters())
+    assert codes == ["invalid_body", "missing_source", "serialisation_error", "unknown_source"]
+    with pytest.raises(NotAnSqsBatch):
+        app.lambda_handler(json.loads((ROOT / "events" / "sqs" / "not-a-batch.json").read_text()), LocalContext())
