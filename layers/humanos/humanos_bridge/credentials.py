@@ -9,35 +9,16 @@ the signature secret. No message, repr or log line here ever shows a credential'
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
-
-import botocore.exceptions
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from typing import Any, Protocol
 
 from humanos_bridge.errors import ConfigError, CredentialsError
 from humanos_bridge.masking import mask_secret
-
-if TYPE_CHECKING:
-    from mypy_boto3_secretsmanager.client import SecretsManagerClient
+from humanos_bridge.secret_store import CachedSecret
 
 #: How the secret must look; repeated in every "malformed" message so the fix is in the message.
 SECRET_SHAPE = 'store JSON {"apiKey": "...", "signatureSecret": "..."}'
 _FIELDS = ("apiKey", "signatureSecret")
-
-# Secrets Manager error codes that a retry will not fix, and what to do about each.
-_PERMANENT_AWS_ERRORS: dict[str, str] = {
-    "ResourceNotFoundException": "does not exist; create it ({shape}) or fix HUMANOS_SECRET_ID",
-    "AccessDeniedException": (
-        "cannot be read by this role; grant secretsmanager:GetSecretValue on it (and kms:Decrypt on its key)"
-    ),
-    "DecryptionFailure": "cannot be decrypted; grant kms:Decrypt on the secret's KMS key",
-    "InvalidRequestException": "cannot be read now (deleted or scheduled for deletion?); restore it",
-    "InvalidParameterException": "is not a valid secret id; set HUMANOS_SECRET_ID to the secret's ARN or name",
-    "UnrecognizedClientException": "cannot be read: the AWS credentials are not valid",
-}
 
 
 @dataclass(frozen=True, repr=False)
@@ -81,18 +62,6 @@ class StaticCredentials:
         return f"StaticCredentials({self._credentials!r})"
 
 
-class _CountingSecretsProvider(SecretsProvider):
-    """Powertools' SecretsProvider, counting the reads that reach Secrets Manager (cache misses)."""
-
-    def __init__(self, boto3_client: SecretsManagerClient | None) -> None:
-        super().__init__(boto3_client=boto3_client)
-        self.fetch_count = 0
-
-    def _get(self, name: str, **sdk_options: Any) -> str | bytes:
-        self.fetch_count += 1
-        return super()._get(name, **sdk_options)
-
-
 class SecretsManagerCredentials:
     """Credentials read from Secrets Manager through Powertools Parameters, cached ``ttl_seconds``.
 
@@ -107,40 +76,25 @@ class SecretsManagerCredentials:
     """
 
     def __init__(self, secret_id: str, *, ttl_seconds: int = 300, boto3_client: Any | None = None) -> None:
-        if not secret_id:
-            raise ConfigError("HUMANOS_SECRET_ID is empty; set it to the ARN of the Humanos secret")
-        if ttl_seconds < 0:
-            raise ConfigError(f"HUMANOS_SECRET_TTL_SECONDS must not be negative (got {ttl_seconds})")
+        self._secret = CachedSecret(
+            secret_id,
+            what="Humanos secret",
+            env="HUMANOS_SECRET_ID",
+            shape=SECRET_SHAPE,
+            parse=parse_secret,
+            ttl_seconds=ttl_seconds,
+            boto3_client=boto3_client,
+        )
         self.secret_id = secret_id
         self.ttl_seconds = ttl_seconds
-        self._boto3_client = boto3_client
-        self._provider: _CountingSecretsProvider | None = None
-        # One reader at a time: after a rotation many workers see 401 together, and one fetch serves them.
-        self._lock = threading.Lock()
-        self._parsed: tuple[str, Credentials] | None = None
 
     @property
     def fetch_count(self) -> int:
         """How many reads reached Secrets Manager (for benchmarks and tests of the cache)."""
-        return self._provider.fetch_count if self._provider is not None else 0
+        return self._secret.fetch_count
 
     def get(self, *, force_refresh: bool = False, stale: Credentials | None = None) -> Credentials:
-        with self._lock:
-            if force_refresh and stale is not None and self._parsed is not None and self._parsed[1] != stale:
-                # Another worker met the same 401 and fetched the rotated secret already: one fetch serves all.
-                return self._parsed[1]
-            if self._provider is None:
-                # Built on first use: constructing it makes a boto3 client, which must not happen at import.
-                self._provider = _CountingSecretsProvider(self._boto3_client)
-            try:
-                # No Powertools transform: its JSON error text is not ours, and we name what is missing.
-                raw = self._provider.get(self.secret_id, max_age=self.ttl_seconds, force_fetch=force_refresh)
-            except GetParameterError as exc:
-                raise _aws_error(self.secret_id, exc) from exc
-            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-            if self._parsed is None or self._parsed[0] != text:
-                self._parsed = (text, parse_secret(self.secret_id, text))
-            return self._parsed[1]
+        return self._secret.get(force_refresh=force_refresh, stale=stale)
 
     def __repr__(self) -> str:
         return f"SecretsManagerCredentials({self.secret_id!r}, ttl_seconds={self.ttl_seconds})"
@@ -165,24 +119,3 @@ def parse_secret(secret_id: str, text: str) -> Credentials:
         if not isinstance(value, str) or not value.strip():
             raise CredentialsError(f"{where}: {name!r} must be a non-empty string; {SECRET_SHAPE}")
     return Credentials(api_key=data["apiKey"], signature_secret=data["signatureSecret"])
-
-
-def _aws_error(secret_id: str, exc: GetParameterError) -> CredentialsError:
-    # Powertools wraps every failure in GetParameterError without `from`; the boto error is its context.
-    cause = exc.__cause__ or exc.__context__
-    where = f"Humanos secret {secret_id}"
-    if isinstance(cause, botocore.exceptions.ClientError):
-        error = cause.response.get("Error", {})
-        code = str(error.get("Code", "Unknown"))
-        status = int(cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        hint = _PERMANENT_AWS_ERRORS.get(code)
-        if hint is not None:
-            return CredentialsError(f"{where} {hint.format(shape=SECRET_SHAPE)} ({code})")
-        if status >= 500 or "Throttl" in code or code in ("RequestLimitExceeded", "InternalServiceError"):
-            return CredentialsError(f"{where} could not be read now ({code}); retry later", retryable=True)
-        return CredentialsError(f"{where} could not be read ({code}); check the secret and the role's permissions")
-    if isinstance(cause, botocore.exceptions.NoCredentialsError | botocore.exceptions.NoRegionError):
-        return CredentialsError(f"{where} could not be read: {type(cause).__name__}; configure AWS credentials/region")
-    # Connection errors, timeouts and anything unforeseen: Secrets Manager may answer on the next try.
-    kind = type(cause).__name__ if cause is not None else "unknown error"
-    return CredentialsError(f"{where} could not be read now ({kind}); retry later", retryable=True)

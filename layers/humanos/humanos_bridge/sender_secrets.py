@@ -9,40 +9,13 @@ message, repr or log line here shows a secret's characters.
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
-import botocore.exceptions
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-
-from humanos_bridge.errors import ConfigError, CredentialsError
+from humanos_bridge.errors import CredentialsError
+from humanos_bridge.secret_store import CachedSecret
 
 #: How the secret must look; repeated in every "malformed" message so the fix is in the message.
 SECRET_SHAPE = 'store JSON {"<secretKey>": ["<secret>", ...]}'
-#: Secrets Manager error codes that a retry will not fix: the deployment must change.
-_PERMANENT_AWS_ERRORS = frozenset(
-    {
-        "ResourceNotFoundException",
-        "AccessDeniedException",
-        "DecryptionFailure",
-        "InvalidRequestException",
-        "InvalidParameterException",
-        "UnrecognizedClientException",
-    }
-)
-
-
-class _CountingSecretsProvider(SecretsProvider):
-    """Powertools' SecretsProvider, counting the reads that reach Secrets Manager (cache misses)."""
-
-    def __init__(self, boto3_client: Any | None) -> None:
-        super().__init__(boto3_client=boto3_client)
-        self.fetch_count = 0
-
-    def _get(self, name: str, **sdk_options: Any) -> str | bytes:
-        self.fetch_count += 1
-        return super()._get(name, **sdk_options)
 
 
 class SenderSecrets:
@@ -59,19 +32,22 @@ class SenderSecrets:
     """
 
     def __init__(self, secret_id: str, *, ttl_seconds: int = 300, boto3_client: Any | None = None) -> None:
-        if not secret_id:
-            raise ConfigError("SENDER_SECRET_ID is empty; set it to the ARN of the sender secret")
+        self._secret = CachedSecret(
+            secret_id,
+            what="sender secret",
+            env="SENDER_SECRET_ID",
+            shape=SECRET_SHAPE,
+            parse=parse_sender_secret,
+            ttl_seconds=ttl_seconds,
+            boto3_client=boto3_client,
+        )
         self.secret_id = secret_id
         self.ttl_seconds = ttl_seconds
-        self._boto3_client = boto3_client
-        self._provider: _CountingSecretsProvider | None = None
-        self._lock = threading.Lock()
-        self._parsed: tuple[str, dict[str, tuple[str, ...]]] | None = None
 
     @property
     def fetch_count(self) -> int:
         """Reads that reached Secrets Manager (cache misses), for tests and benchmarks."""
-        return self._provider.fetch_count if self._provider is not None else 0
+        return self._secret.fetch_count
 
     def secrets_for(self, key: str) -> tuple[str, ...]:
         """The active secrets stored under ``key``; empty when the secret has no such entry."""
@@ -79,18 +55,7 @@ class SenderSecrets:
 
     def all(self) -> dict[str, tuple[str, ...]]:
         """Every entry of the secret, validated. CredentialsError when it cannot be read or is malformed."""
-        with self._lock:
-            if self._provider is None:
-                # Built on first use: constructing it makes a boto3 client, which must not happen at import.
-                self._provider = _CountingSecretsProvider(self._boto3_client)
-            try:
-                raw = self._provider.get(self.secret_id, max_age=self.ttl_seconds)
-            except GetParameterError as exc:
-                raise _read_error(self.secret_id, exc) from exc
-            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-            if self._parsed is None or self._parsed[0] != text:
-                self._parsed = (text, parse_sender_secret(self.secret_id, text))
-            return self._parsed[1]
+        return self._secret.get()
 
     def __repr__(self) -> str:
         return f"SenderSecrets({self.secret_id!r}, ttl_seconds={self.ttl_seconds})"
@@ -111,18 +76,3 @@ def parse_sender_secret(secret_id: str, text: str) -> dict[str, tuple[str, ...]]
             raise CredentialsError(f"{where}: entry {key!r} must be a list of non-empty strings; {SECRET_SHAPE}")
         parsed[key] = tuple(value)
     return parsed
-
-
-def _read_error(secret_id: str, exc: GetParameterError) -> CredentialsError:
-    # Powertools wraps every failure in GetParameterError without `from`; the boto error is its context.
-    cause = exc.__cause__ or exc.__context__
-    where = f"sender secret {secret_id}"
-    if isinstance(cause, botocore.exceptions.ClientError):
-        code = str(cause.response.get("Error", {}).get("Code", "Unknown"))
-        if code in _PERMANENT_AWS_ERRORS:
-            return CredentialsError(
-                f"{where} cannot be read ({code}); check SENDER_SECRET_ID and the role's secretsmanager:GetSecretValue"
-            )
-        return CredentialsError(f"{where} could not be read now ({code}); retry later", retryable=True)
-    kind = type(cause).__name__ if cause is not None else "unknown error"
-    return CredentialsError(f"{where} could not be read now ({kind}); retry later", retryable=True)
