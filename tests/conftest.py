@@ -56,7 +56,8 @@ def moto_server() -> Iterator[Moto]:
         "AWS_REGION": REGION,
     }.items():
         os.environ[key] = value
-    server = MotoServer().start()
+    # In its own process: moto then has a core of its own instead of sharing the tests' interpreter lock.
+    server = MotoServer(own_process=True).start()
     try:
         session = boto3.session.Session(region_name=REGION)
         yield Moto(server.endpoint_url, session)
