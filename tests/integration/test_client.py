@@ -23,6 +23,7 @@ from humanos_bridge.backoff import RetryPolicy
 from humanos_bridge.client import HumanosClient, HumanosResponse
 from humanos_bridge.credentials import Credentials, StaticCredentials
 from humanos_bridge.errors import AmbiguousError, AuthenticationError, PermanentError, RetryableError
+from humanos_bridge.ratelimit import RateLimitedLocally, TokenBucket
 from humanos_bridge.settings import Settings
 from humanos_bridge_local.sandbox import Fault, Sandbox
 
@@ -532,3 +533,29 @@ def test_response_request_id_is_none_without_an_id() -> None:
     assert HumanosResponse(200, {"data": []}, 1, 0.0).request_id is None
     assert HumanosResponse(200, None, 1, 0.0).request_id is None
     assert HumanosResponse(201, {"id": "abc"}, 1, 0.0).request_id == "abc"
+
+
+def test_every_creation_attempt_takes_a_rate_limit_token(
+    sandbox: Sandbox, pool: urllib3.PoolManager, fake_time: FakeTime
+) -> None:
+    """Humanos counts retried creations against its limit too: the retry waits for its own token."""
+    client = make_client(sandbox, pool, fake_time)
+    client.creation_limiter = TokenBucket(0.5, clock=fake_time.clock, sleep=fake_time.sleep)
+    sandbox.inject(Fault.status(503), times=1)
+    client.create_request(valid_body(), "order-1001:limit")
+    backoff_wait, token_wait = fake_time.waits
+    assert token_wait == pytest.approx(2.0 - backoff_wait)  # 1 token per 2 s, minus the back-off already waited
+    assert statuses(sandbox) == [503, 201]
+
+
+def test_a_token_further_away_than_the_deadline_is_a_local_rate_limit(
+    sandbox: Sandbox, pool: urllib3.PoolManager, fake_time: FakeTime
+) -> None:
+    """Waiting past the call's deadline would not help: the event is retried later instead."""
+    client = make_client(sandbox, pool, fake_time, policy=RetryPolicy(deadline=5.0))
+    client.creation_limiter = TokenBucket(0.1, clock=fake_time.clock, sleep=fake_time.sleep)
+    client.create_request(valid_body(), "order-1001:first")
+    with pytest.raises(RateLimitedLocally) as caught:
+        client.create_request(valid_body(internalId="order-1002"), "order-1002:second")
+    assert caught.value.retryable and caught.value.retry_after == pytest.approx(10.0)
+    assert statuses(sandbox) == [201]

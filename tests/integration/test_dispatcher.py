@@ -159,9 +159,10 @@ class SaveFailsOnce(DynamoDBPersistenceLayer):
 
 
 def crash_once_dispatcher(moto: Any, bridge: BridgeEnv) -> Any:
-    """A dispatcher whose first idempotency save is lost, with a 1-second invocation deadline."""
+    """A dispatcher whose first idempotency save is lost, for 1-second invocations (0.5 s per call)."""
     persistence = SaveFailsOnce(table_name=bridge.table, boto3_client=moto.client("dynamodb"))
-    return wiring.dispatcher(Settings.from_env(), persistence=persistence, backoff=Backoff(0.0, 0.0))
+    settings = Settings.from_env(call_deadline_seconds=0.5)
+    return wiring.dispatcher(settings, persistence=persistence, backoff=Backoff(0.0, 0.0), settle_reserve_seconds=0.1)
 
 
 def deliver_after_crash(bridge: BridgeEnv, dispatcher: Any) -> None:
@@ -337,3 +338,11 @@ def test_sample_sqs_events_dispatch_as_documented(bridge: BridgeEnv) -> None:
     assert codes == ["invalid_body", "missing_source", "serialisation_error", "unknown_source"]
     with pytest.raises(NotAnSqsBatch):
         app.lambda_handler(json.loads((ROOT / "events" / "sqs" / "not-a-batch.json").read_text()), LocalContext())
+
+
+def test_no_call_starts_that_could_outlive_the_invocation(bridge: BridgeEnv) -> None:
+    """With less time left than one call may take, records are left for the next invocation, untouched."""
+    message_id = bridge.enqueue(crm_event(1))
+    result = bridge.event_source(lambda e, c: app.lambda_handler(e, LocalContext(timeout_seconds=5.0))).poll_once()
+    assert result.failed_ids == [message_id]
+    assert bridge.sandbox.calls == []

@@ -30,6 +30,7 @@ from humanos_bridge.errors import AuthenticationError, ConfigError, MappingError
 
 if TYPE_CHECKING:
     from humanos_bridge.credentials import Credentials, CredentialsSource
+    from humanos_bridge.ratelimit import TokenBucket
     from humanos_bridge.settings import Settings
 
 #: Methods that never change anything on Humanos, so they may always be repeated.
@@ -110,6 +111,8 @@ class HumanosClient:
         Seconds per attempt; the read timeout is also cut to what remains of ``policy.deadline``.
     sleep, clock, rng
         Injected for tests: how to wait, a monotonic clock, the jitter's random source.
+    creation_limiter
+        The container's share of Humanos's rate limit on request creations; none when None.
     """
 
     def __init__(
@@ -125,6 +128,7 @@ class HumanosClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        creation_limiter: TokenBucket | None = None,
     ) -> None:
         self.base_url = _check_base_url(base_url)
         if not _API_VERSION.fullmatch(api_version or ""):
@@ -140,6 +144,8 @@ class HumanosClient:
         self._sleep = sleep
         self._clock = clock
         self._rng = rng
+        #: Taken before every attempt of ``POST /request``, retries included: Humanos counts them all.
+        self.creation_limiter = creation_limiter
 
     @classmethod
     def from_settings(
@@ -148,6 +154,7 @@ class HumanosClient:
         credentials: CredentialsSource,
         api_version: str,
         pool: urllib3.PoolManager | None = None,
+        creation_limiter: TokenBucket | None = None,
     ) -> HumanosClient:
         """A client configured from ``Settings`` (base URL, timeouts, attempts, deadline)."""
         return cls(
@@ -158,6 +165,7 @@ class HumanosClient:
             pool=pool,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
+            creation_limiter=creation_limiter,
         )
 
     def __repr__(self) -> str:
@@ -224,6 +232,9 @@ class HumanosClient:
         refreshed = False
         while True:
             attempts += 1
+            if self.creation_limiter is not None and method == "POST" and path == "/request":
+                # Outside the try: when the wait would pass the deadline, waiting again cannot help.
+                self.creation_limiter.acquire(max_wait=max(self.policy.deadline - (self._clock() - start), 0.0))
             try:
                 status, data = self._attempt(method, url, payload, credentials, idempotency_key, start, safe)
                 if validate is not None:

@@ -106,6 +106,7 @@ class Dispatcher:
         default_source: str = "",
         workers: int = 8,
         backoff: Backoff | None = None,
+        settle_reserve_seconds: float = SETTLE_RESERVE_SECONDS,
         logger: Logger | None = None,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
@@ -117,6 +118,7 @@ class Dispatcher:
         self.dead_letter_queue_url = dead_letter_queue_url
         self.default_source = default_source
         self.backoff = backoff or Backoff()
+        self.settle_reserve_seconds = settle_reserve_seconds
         # A child logger needs its parent built first; without one given, own a full Logger.
         self.logger = logger or Logger()
         self.metrics = metrics
@@ -211,7 +213,12 @@ class Dispatcher:
 
     def _send(self, outcome: Outcome, deadline: float | None) -> None:
         assert outcome.mapped is not None
-        max_wait = None if deadline is None else max(deadline - self._clock() - SETTLE_RESERVE_SECONDS, 0.0)
+        call_budget = self.sender.client.policy.deadline + self.settle_reserve_seconds
+        if deadline is not None and deadline - self._clock() < call_budget:
+            # A call started now could outlive the invocation: leave the record for the next one.
+            outcome.kind = RETRY
+            outcome.failure = Failure(True, "invocation_ending", "too little time left in this invocation", None, None)
+            return
         started = time.perf_counter()
         try:
             with_log_keys = {"correlation_id": outcome.event_id, "source": outcome.source}
@@ -221,7 +228,6 @@ class Dispatcher:
                     outcome.mapped,
                     may_have_been_sent=outcome.message.may_have_been_sent,
                     first_seen_ms=outcome.message.sent_at_ms or None,
-                    max_wait=max_wait,
                 )
             finally:
                 self.logger.thread_safe_remove_keys(list(with_log_keys))

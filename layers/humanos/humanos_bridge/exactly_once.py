@@ -21,7 +21,6 @@ answer and our record's update. Mappings default ``internalId`` to the event id 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -78,10 +77,8 @@ class ExactlyOnce:
         persistence: BasePersistenceLayer,
         *,
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
-        before_create: Callable[[float | None], object] | None = None,
     ) -> None:
         self.client = client
-        self._before_create = before_create
         self.config = IdempotencyConfig(
             event_key_jmespath="key",
             # The same key with another body means the event changed under the same id: refuse.
@@ -111,13 +108,12 @@ class ExactlyOnce:
         *,
         may_have_been_sent: bool,
         first_seen_ms: int | None = None,
-        max_wait: float | None = None,
     ) -> Delivery:
         """Create the request unless this event already has one.
 
         ``may_have_been_sent`` is true for redeliveries: look the request up by internalId first.
         ``first_seen_ms`` (when the event was first queued) tells an earlier attempt's request from an
-        older request that shares a custom internalId. ``max_wait`` bounds the rate-limit wait (seconds).
+        older request that shares a custom internalId.
         """
         task = {"key": mapped.idempotency_key, "bodyHash": body_hash(mapped.body)}
         record = self._send_once(
@@ -125,7 +121,6 @@ class ExactlyOnce:
             mapped=mapped,
             may_have_been_sent=may_have_been_sent,
             first_seen_ms=first_seen_ms,
-            max_wait=max_wait,
         )
         return Delivery.from_record(record)
 
@@ -136,7 +131,6 @@ class ExactlyOnce:
         mapped: MappedRequest,
         may_have_been_sent: bool,
         first_seen_ms: int | None,
-        max_wait: float | None,
     ) -> dict[str, Any]:
         if may_have_been_sent and mapped.internal_id:
             found = [r for r in self.client.find_requests(mapped.internal_id) if _same_event(r, mapped, first_seen_ms)]
@@ -147,8 +141,6 @@ class ExactlyOnce:
                     "recovered": True,
                     "response": safe_response(found[0]),
                 }
-        if self._before_create is not None:
-            self._before_create(max_wait)
         response = self.client.create_request(mapped.body, mapped.idempotency_key)
         return {"requestId": response.request_id, "status": response.status, "response": safe_response(response.data)}
 

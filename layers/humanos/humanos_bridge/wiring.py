@@ -50,7 +50,12 @@ def api_version(settings: Settings, mapping: MappingConfig) -> str:
 
 
 def humanos_client(
-    settings: Settings, mapping: MappingConfig, session: boto3.session.Session, pool: urllib3.PoolManager | None = None
+    settings: Settings,
+    mapping: MappingConfig,
+    session: boto3.session.Session,
+    pool: urllib3.PoolManager | None = None,
+    *,
+    creation_limiter: TokenBucket | None = None,
 ) -> HumanosClient:
     require(settings, "humanos_secret_id")
     credentials = SecretsManagerCredentials(
@@ -58,7 +63,9 @@ def humanos_client(
         ttl_seconds=settings.secret_ttl_seconds,
         boto3_client=session.client("secretsmanager"),
     )
-    return HumanosClient.from_settings(settings, credentials, api_version(settings, mapping), pool=pool)
+    return HumanosClient.from_settings(
+        settings, credentials, api_version(settings, mapping), pool=pool, creation_limiter=creation_limiter
+    )
 
 
 def exactly_once(
@@ -66,15 +73,13 @@ def exactly_once(
     client: HumanosClient,
     session: boto3.session.Session,
     *,
-    limiter: TokenBucket | None = None,
     persistence: DynamoDBPersistenceLayer | None = None,
 ) -> ExactlyOnce:
     require(settings, "idempotency_table")
     store = persistence or DynamoDBPersistenceLayer(
         table_name=settings.idempotency_table, boto3_client=session.client("dynamodb")
     )
-    before_create = None if limiter is None else (lambda max_wait: limiter.acquire(max_wait=max_wait))
-    return ExactlyOnce(client, store, ttl_seconds=settings.idempotency_ttl_seconds, before_create=before_create)
+    return ExactlyOnce(client, store, ttl_seconds=settings.idempotency_ttl_seconds)
 
 
 def dispatcher(
@@ -91,9 +96,9 @@ def dispatcher(
     require(settings, "request_queue_url", "dead_letter_queue_url")
     session = session or boto3.session.Session()
     mapping = load_mapping(settings)
-    client = humanos_client(settings, mapping, session, pool)
     limiter = TokenBucket.for_org_limit(settings.rate_limit_per_minute, settings.max_concurrency)
-    sender = exactly_once(settings, client, session, limiter=limiter, persistence=persistence)
+    client = humanos_client(settings, mapping, session, pool, creation_limiter=limiter)
+    sender = exactly_once(settings, client, session, persistence=persistence)
     return Dispatcher(
         mapping,
         sender,
