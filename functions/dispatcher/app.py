@@ -24,7 +24,7 @@ tracer = Tracer()
 @functools.lru_cache(maxsize=1)
 def dispatcher() -> Dispatcher:
     """Built on the first invocation (no import-time I/O); ``dispatcher.cache_clear()`` in tests."""
-    return wiring.dispatcher(Settings.from_env(), logger=logger, metrics=metrics)
+    return wiring.dispatcher(Settings.from_env(), logger=logger, metrics=metrics, tracer=tracer)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -31,7 +31,7 @@ app = APIGatewayHttpResolver()
 @functools.lru_cache(maxsize=1)
 def service() -> IngestService:
     """Built on the first invocation (no import-time I/O); ``service.cache_clear()`` in tests."""
-    return wiring.ingest_service(Settings.from_env(), logger=logger, metrics=metrics)
+    return wiring.ingest_service(Settings.from_env(), logger=logger, metrics=metrics, tracer=tracer)
 
 
 @app.post("/events/<source>")
