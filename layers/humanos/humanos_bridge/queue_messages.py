@@ -108,7 +108,9 @@ def _parse_record(index: int, record: dict[str, Any]) -> QueuedEvent:
             queue_arn=str(record.get("eventSourceARN", "")),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise NotAnSqsBatch(f"Records[{index}] is malformed: {type(exc).__name__} on {exc}") from exc
+        raise NotAnSqsBatch(
+            f"Records[{index}] is malformed ({type(exc).__name__}): expected the shape Lambda delivers SQS records in"
+        ) from exc
 
 
 def is_fifo(queue: str) -> bool:

@@ -1,0 +1,54 @@
+"""Reading Lambda's SQS records, and refusing anything else loudly."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from humanos_bridge.queue_messages import NotAnSqsBatch, parse_batch, string_attributes
+from tests.support.bridge import ROOT
+
+SAMPLE = json.loads((ROOT / "events" / "sqs" / "batch-valid.json").read_text())
+
+
+def test_a_lambda_sqs_record_is_read_with_its_attributes() -> None:
+    [first, *_] = parse_batch(SAMPLE)
+    assert first.attributes["source"] == "crm"
+    assert (first.receive_count, first.sent_at_ms, first.group_id) == (1, 1779268501000, None)
+    assert not first.may_have_been_sent
+
+
+def test_a_redelivered_or_redriven_message_may_have_been_sent() -> None:
+    record = dict(SAMPLE["Records"][0], attributes={"ApproximateReceiveCount": "2", "SentTimestamp": "1"})
+    assert parse_batch({"Records": [record]})[0].may_have_been_sent
+    redriven = dict(SAMPLE["Records"][0])
+    redriven["messageAttributes"] = {"redriveCount": {"stringValue": "1", "dataType": "Number"}}
+    assert parse_batch({"Records": [redriven]})[0].may_have_been_sent
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (None, "expected a non-empty 'Records' list"),
+        ({"Records": "x"}, "expected a non-empty 'Records' list"),
+        ({"Records": [{"eventSource": "aws:sns"}]}, r"Records\[0\] is not an SQS record"),
+        ({"Records": [{"eventSource": "aws:sqs"}]}, r"Records\[0\] is malformed \(KeyError\)"),
+        (
+            {"Records": [dict(SAMPLE["Records"][0], attributes={"ApproximateReceiveCount": "secret-ish"})]},
+            r"Records\[0\] is malformed \(ValueError\): expected the shape",
+        ),
+    ],
+)
+def test_anything_else_is_refused_with_where_and_why(event: Any, message: str) -> None:
+    with pytest.raises(NotAnSqsBatch, match=message) as caught:
+        parse_batch(event)
+    assert "secret-ish" not in str(caught.value)
+
+
+def test_string_attributes_skip_empty_values_and_type_numbers() -> None:
+    assert string_attributes({"source": "crm", "eventId": None, "redriveCount": 2, "traceId": ""}) == {
+        "source": {"DataType": "String", "StringValue": "crm"},
+        "redriveCount": {"DataType": "Number", "StringValue": "2"},
+    }
