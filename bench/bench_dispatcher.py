@@ -29,7 +29,7 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ import urllib3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
+from bench.timing import best_per_call
 from humanos_bridge import USER_AGENT, signing, wire, wiring
 from humanos_bridge.client import reset_default_pool
 from humanos_bridge.credentials import SecretsManagerCredentials
@@ -229,17 +230,6 @@ def _latency_batches(stack: _Stack, sandbox: Sandbox, dispatcher: Dispatcher, na
 # -- 2. own cost per event ------------------------------------------------------------------------
 
 
-def _best_per_call(func: Callable[[], Any], calls: int, rounds: int = 5) -> float:
-    """Best of ``rounds`` averages, in seconds per call (the minimum is the least noisy estimate)."""
-    best = float("inf")
-    for _ in range(rounds):
-        started = time.perf_counter()
-        for _ in range(calls):
-            func()
-        best = min(best, (time.perf_counter() - started) / calls)
-    return best
-
-
 def _own_cost(dispatcher: Dispatcher, event: dict[str, Any], api_key: str, secret: str) -> dict[str, Any]:
     messages = parse_batch(event)
     size = len(messages)
@@ -264,17 +254,17 @@ def _own_cost(dispatcher: Dispatcher, event: dict[str, Any], api_key: str, secre
         process_partial_response(event=event, record_handler=lambda record: None, processor=processor)
 
     per_batch = {
-        "parse_batch": _best_per_call(lambda: parse_batch(event), 500),
-        "prepare_outcome_json_identity_map": _best_per_call(prepare, 100),
-        "lanes": _best_per_call(lambda: dispatcher._lanes(prepared), 1000),
-        "idempotency_body_hash": _best_per_call(lambda: [body_hash(b) for b in bodies], 300),
-        "dump_bytes": _best_per_call(lambda: [wire.dump_bytes(b) for b in bodies], 300),
-        "signed_headers": _best_per_call(lambda: [signing.signed_headers(api_key, secret, p) for p in payloads], 300),
-        "report_log_lines": _best_per_call(lambda: dispatcher._report(prepared), 100),
-        "partial_response": _best_per_call(partial_response, 300),
+        "parse_batch": best_per_call(lambda: parse_batch(event), 500),
+        "prepare_outcome_json_identity_map": best_per_call(prepare, 100),
+        "lanes": best_per_call(lambda: dispatcher._lanes(prepared), 1000),
+        "idempotency_body_hash": best_per_call(lambda: [body_hash(b) for b in bodies], 300),
+        "dump_bytes": best_per_call(lambda: [wire.dump_bytes(b) for b in bodies], 300),
+        "signed_headers": best_per_call(lambda: [signing.signed_headers(api_key, secret, p) for p in payloads], 300),
+        "report_log_lines": best_per_call(lambda: dispatcher._report(prepared), 100),
+        "partial_response": best_per_call(partial_response, 300),
     }
     breakdown = {name: round(seconds / size * 1e6, 1) for name, seconds in per_batch.items()}
-    map_only = _best_per_call(lambda: [dispatcher.mapping.map_event(SOURCE, b) for b in source_bodies], 100)
+    map_only = best_per_call(lambda: [dispatcher.mapping.map_event(SOURCE, b) for b in source_bodies], 100)
     return {
         "own_cost_us_per_event": round(sum(per_batch.values()) / size * 1e6, 1),
         "own_cost_us_per_event_breakdown": breakdown,

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from moto.server import ThreadedMotoServer
 
+from bench.timing import best_per_call
 from humanos_bridge.http_request import InboundRequest
 from humanos_bridge.ingest import IngestService
 from humanos_bridge.mapping import parse_mapping
@@ -41,16 +40,6 @@ class _CountingSqs:
     def send_message(self, **kwargs: Any) -> dict[str, str]:
         self.sent += 1
         return {"MessageId": str(self.sent)}
-
-
-def _best_per_call(func: Callable[[], Any], calls: int, rounds: int = 5) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        started = time.perf_counter()
-        for _ in range(calls):
-            func()
-        best = min(best, (time.perf_counter() - started) / calls)
-    return best
 
 
 def _request(name: str, scheme: str) -> InboundRequest:
@@ -99,9 +88,9 @@ def run() -> dict[str, Any]:
         for svc in (fast, real):  # warm: secret fetched and cached, verifiers built
             assert svc.accept_event("crm", crm).status == 202
             assert svc.accept_event("shop", shop).status == 202
-        hmac_s = _best_per_call(lambda: fast.accept_event("crm", crm), 2000)
-        webhooks_s = _best_per_call(lambda: fast.accept_event("shop", shop), 2000)
-        moto_s = _best_per_call(lambda: real.accept_event("crm", crm), 100, rounds=3)
+        hmac_s = best_per_call(lambda: fast.accept_event("crm", crm), 2000)
+        webhooks_s = best_per_call(lambda: fast.accept_event("shop", shop), 2000)
+        moto_s = best_per_call(lambda: real.accept_event("crm", crm), 100, rounds=3)
         fetches = secrets.fetch_count
     finally:
         devnull.close()

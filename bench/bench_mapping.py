@@ -7,30 +7,18 @@ same run, so the ratio says how much the mapping adds on top of work every reque
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from jmespath.parser import Parser
 
+from bench.timing import best_per_call
 from humanos_bridge import wire
 from humanos_bridge.mapping import load_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPING = ROOT / "mappings" / "bridge.json"
 EVENT = ROOT / "events" / "business" / "crm-contact-created.json"
-
-
-def _best_per_call(func: Callable[[], Any], calls: int, rounds: int = 5) -> float:
-    """Best of ``rounds`` averages, in seconds per call (the minimum is the least noisy estimate)."""
-    best = float("inf")
-    for _ in range(rounds):
-        started = time.perf_counter()
-        for _ in range(calls):
-            func()
-        best = min(best, (time.perf_counter() - started) / calls)
-    return best
 
 
 def _cold_load() -> None:
@@ -43,9 +31,9 @@ def run() -> dict[str, Any]:
     config = load_mapping(MAPPING)
     event = json.loads(EVENT.read_text(encoding="utf-8"))
     body = config.map_event("crm", event).body
-    map_s = _best_per_call(lambda: config.map_event("crm", event), 5_000)
-    dumps_s = _best_per_call(lambda: wire.dump_bytes(body), 5_000)
-    load_s = _best_per_call(_cold_load, 50)
+    map_s = best_per_call(lambda: config.map_event("crm", event), 5_000)
+    dumps_s = best_per_call(lambda: wire.dump_bytes(body), 5_000)
+    load_s = best_per_call(_cold_load, 50)
     return {
         "map_event_us_per_event": round(map_s * 1e6, 1),
         "serialise_body_us_baseline": round(dumps_s * 1e6, 1),

@@ -139,8 +139,8 @@ class Dispatcher:
         for outcome in outcomes.values():
             self._prepare(outcome)
         lanes = self._lanes(list(outcomes.values()))
-        for done in self._pool.map(lambda lane: self._run_lane(lane, deadline), lanes):
-            del done
+        # list() waits for every lane (and re-raises a bug in one rather than dropping it).
+        list(self._pool.map(lambda lane: self._run_lane(lane, deadline), lanes))
         self._settle(list(outcomes.values()))
         self._report(list(outcomes.values()))
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from humanos_bridge import wire
 from humanos_bridge.errors import BridgeError, SerialisationError
+from humanos_bridge.masking import mask_text
 
 #: SQS refuses messages (body plus attributes) above 256 KiB, so a larger event can never be queued.
 MAX_BODY_BYTES = 256 * 1024
@@ -108,7 +109,7 @@ def check_json_media_type(headers: Mapping[str, str]) -> None:
     declared = headers.get("content-type", "")
     media_type = declared.split(";", 1)[0].strip().lower()
     if media_type != JSON_MEDIA_TYPE:
-        shown = repr(media_type[:64]) if media_type else "nothing"
+        shown = repr(mask_text(media_type[:64])) if media_type else "nothing"
         raise UnsupportedMediaTypeError(
             f"Content-Type must be {JSON_MEDIA_TYPE}, got {shown}; send the event as JSON",
             details={"expected": JSON_MEDIA_TYPE},
