@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -402,7 +403,8 @@ def test_logs_say_why_a_request_was_refused_and_never_show_secrets_signatures_or
         ("rejected", "unauthorized"),
     ]
     assert lines[0]["correlation_id"] == "evt_crm_0001"
-    assert lines[1]["reason"].startswith("timestamp_stale: timestamp 400 s older than the 300 s tolerance")
+    # The age grows while the test runs (a loaded machine may add a second): match its form, not its value.
+    assert re.match(r"timestamp_stale: timestamp 40\d s older than the 300 s tolerance", lines[1]["reason"])
     for secret in (CRM_SECRET, stale["headers"]["x-signature"], accepted["headers"]["x-signature"], "912345678"):
         assert secret not in out
 
