@@ -11,7 +11,7 @@ import functools
 import json
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
@@ -24,14 +24,13 @@ from humanos_bridge.settings import Settings
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
 app = APIGatewayHttpResolver()
 
 
 @functools.lru_cache(maxsize=1)
 def service() -> IngestService:
     """Built on the first invocation (no import-time I/O); ``service.cache_clear()`` in tests."""
-    return wiring.ingest_service(Settings.from_env(), logger=logger, metrics=metrics, tracer=tracer)
+    return wiring.ingest_service(Settings.from_env(), logger=logger, metrics=metrics)
 
 
 @app.post("/events/<source>")
@@ -65,7 +64,6 @@ def _respond(reply: Reply) -> Response[str]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

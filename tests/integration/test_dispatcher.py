@@ -346,24 +346,3 @@ def test_no_call_starts_that_could_outlive_the_invocation(bridge: BridgeEnv) -> 
     result = bridge.event_source(lambda e, c: app.lambda_handler(e, LocalContext(timeout_seconds=5.0))).poll_once()
     assert result.failed_ids == [message_id]
     assert bridge.sandbox.calls == []
-
-
-class RecordingTracer:
-    """Stands in for Powertools' Tracer (X-Ray needs its daemon): keeps the annotations."""
-
-    def __init__(self) -> None:
-        self.annotations: dict[str, Any] = {}
-
-    def put_annotation(self, key: str, value: Any) -> None:
-        self.annotations[key] = value
-
-
-def test_each_batch_annotates_its_trace_with_outcome_counts(bridge: BridgeEnv) -> None:
-    tracer = RecordingTracer()
-    dispatcher = wiring.dispatcher(Settings.from_env(), tracer=tracer)
-    bridge.enqueue(crm_event(1))
-    bridge.enqueue(crm_event(1))
-    bridge.enqueue(None, raw="not json")
-    bridge.deliver(lambda event, context: dispatcher.dispatch_batch(event, context))
-    dispatcher.close()
-    assert tracer.annotations == {"created": 1, "duplicate": 1, "recovered": 0, "ignored": 0, "parked": 1, "retry": 0}

@@ -11,7 +11,7 @@ the rest of its group only. Outcomes are then settled for the whole batch:
   exponential back-off from its receive count (at least Retry-After), so SQS redelivers it
   later and, after ``maxReceiveCount``, moves it to the dead-letter queue itself.
 
-Logs, metrics and trace annotations are written from the outcomes in the invoking thread.
+Logs and metrics are written from the outcomes in the invoking thread.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -109,7 +109,6 @@ class Dispatcher:
         settle_reserve_seconds: float = SETTLE_RESERVE_SECONDS,
         logger: Logger | None = None,
         metrics: Metrics | None = None,
-        tracer: Tracer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.mapping = mapping
@@ -123,7 +122,6 @@ class Dispatcher:
         # A child logger needs its parent built first; without one given, own a full Logger.
         self.logger = logger or Logger()
         self.metrics = metrics
-        self.tracer = tracer
         self._clock = clock
         # One pool per container: its threads share the client's connection pool.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dispatch")
@@ -286,10 +284,6 @@ class Dispatcher:
             self._log(outcome)
         if self.metrics is not None:
             self._emit_metrics(outcomes, counts)
-        if self.tracer is not None:
-            # One annotation per outcome kind: traces of batches that parked or retried are searchable.
-            for kind in (CREATED, DUPLICATE, RECOVERED, IGNORED, PARKED, RETRY):
-                self.tracer.put_annotation(kind, counts.get(kind, 0))  # type: ignore[arg-type]  # numbers.Number is untypable
 
     def _log(self, outcome: Outcome) -> None:
         fields: dict[str, Any] = {

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -123,7 +123,6 @@ class IngestService:
         tolerance: float = DEFAULT_TOLERANCE_SECONDS,
         logger: Logger | None = None,
         metrics: Metrics | None = None,
-        tracer: Tracer | None = None,
         clock: Callable[[], float] = time.time,
         max_body_bytes: int = MAX_BODY_BYTES,
         max_depth: int = MAX_JSON_DEPTH,
@@ -139,7 +138,6 @@ class IngestService:
         self.tolerance = tolerance
         self.logger = logger or Logger(child=True)
         self.metrics = metrics
-        self.tracer = tracer
         self.max_body_bytes = max_body_bytes
         self.max_depth = max_depth
         self._clock = clock
@@ -308,13 +306,6 @@ class IngestService:
         getattr(self.logger, level)(f"event {trail.outcome}", extra=fields)
         if self.metrics is not None:
             self._emit_metrics(trail, elapsed_ms)
-        if self.tracer is not None:
-            # Searchable in X-Ray: which route, source and outcome a slow or failed trace belongs to.
-            self.tracer.put_annotation("route", trail.route)
-            self.tracer.put_annotation("source", fields["source"])
-            self.tracer.put_annotation("outcome", trail.outcome)
-            if failure is not None:
-                self.tracer.put_annotation("cause", failure.code)
 
     def _emit_metrics(self, trail: _Trail, elapsed_ms: float) -> None:
         assert self.metrics is not None

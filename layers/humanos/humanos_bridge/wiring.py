@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import urllib3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from humanos_bridge.client import HumanosClient
@@ -90,7 +90,6 @@ def dispatcher(
     persistence: DynamoDBPersistenceLayer | None = None,
     logger: Logger | None = None,
     metrics: Metrics | None = None,
-    tracer: Tracer | None = None,
     **overrides: Any,
 ) -> Dispatcher:
     """The SQS dispatcher with everything it needs, checked at cold start."""
@@ -110,7 +109,6 @@ def dispatcher(
         workers=settings.dispatch_workers,
         logger=logger,
         metrics=metrics,
-        tracer=tracer,
         **overrides,
     )
 
@@ -123,7 +121,6 @@ def ingest_service(
     persistence: DynamoDBPersistenceLayer | None = None,
     logger: Logger | None = None,
     metrics: Metrics | None = None,
-    tracer: Tracer | None = None,
     **overrides: Any,
 ) -> IngestService:
     """The ingest function's service: sender verification, mapping, the queue and the synchronous route.
@@ -153,6 +150,5 @@ def ingest_service(
         tolerance=settings.signature_tolerance_seconds,
         logger=logger,
         metrics=metrics,
-        tracer=tracer,
         **overrides,
     )
