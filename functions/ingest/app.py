@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -21,6 +22,10 @@ from humanos_bridge import wiring
 from humanos_bridge.http_request import InboundRequest
 from humanos_bridge.ingest import IngestService, Reply
 from humanos_bridge.settings import Settings
+
+# Powertools warns on every invocation that publishes no metric (GET /health, a batch that failed as a
+# whole): noise in the function's log, nothing to act on.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 logger = Logger()
 metrics = Metrics()

@@ -1,19 +1,19 @@
 """One line per business event as it flows through the local stack, taken from the functions' own logs.
 
-Both functions already write one structured record per event (``"event accepted"``, ``"event
-created"``, ...) with its source, type, id, outcome and Humanos request id. ``FlowRecorder`` is a
-``logging.Handler`` on the Powertools logger they share: it turns those records into ``FlowEvent``
-values (kept for ``demo`` and ``status``) and hands each to a printer. So what the local stack shows
-is what the functions log in AWS, not a second account of it. Every printed value is masked.
+Both functions already write one structured JSON line per event (``"event accepted"``, ``"event
+created"``, ...) with its source, type, id, outcome and Humanos request id. ``FlowRecorder`` reads
+the lines the packaged functions print (what CloudWatch Logs would receive), turns those into
+``FlowEvent`` values (kept for ``demo`` and ``status``) and hands each to a printer. So what the local
+stack shows is what the functions log in AWS, not a second account of it. Every printed value is masked.
 """
 
 from __future__ import annotations
 
 import collections
-import logging
+import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -47,35 +47,39 @@ class FlowEvent:
         return {key: value for key, value in asdict(self).items() if value is not None}
 
 
-def flow_event(record: logging.LogRecord, accepted_at: dict[str, float]) -> FlowEvent | None:
-    """The FlowEvent a function's log record describes, or None for other records."""
-    outcome = getattr(record, "outcome", None)
-    if not isinstance(outcome, str) or not str(record.msg).startswith("event "):
+def flow_event(entry: Mapping[str, Any], accepted_at: dict[str, float], now: float) -> FlowEvent | None:
+    """The FlowEvent a function's log entry describes, or None for other entries."""
+    outcome = entry.get("outcome")
+    if not isinstance(outcome, str) or not str(entry.get("message", "")).startswith("event "):
         return None
-    stage = INGEST if getattr(record, "route", None) else DISPATCH
-    event_id = getattr(record, "eventId", None)
-    now = record.created
+    stage = INGEST if entry.get("route") else DISPATCH
+    event_id = entry.get("eventId")
     if stage == INGEST:
-        latency = getattr(record, "latencyMs", None)
+        latency = entry.get("latencyMs")
         if outcome == "accepted" and event_id:
             accepted_at[str(event_id)] = now
     else:
         since = accepted_at.get(str(event_id)) if event_id else None
-        latency = (now - since) * 1000 if since is not None else getattr(record, "humanosMs", None)
+        latency = (now - since) * 1000 if since is not None else entry.get("humanosMs")
+    status = entry.get("status")
     return FlowEvent(
         at=now,
         stage=stage,
         outcome=outcome,
-        source=getattr(record, "source", None),
-        event_type=getattr(record, "eventType", None),
-        event_id=event_id,
-        request_id=getattr(record, "requestId", None),
+        source=_text(entry.get("source")),
+        event_type=_text(entry.get("eventType")),
+        event_id=_text(event_id),
+        request_id=_text(entry.get("requestId")),
         latency_ms=float(latency) if isinstance(latency, int | float) else None,
-        status=getattr(record, "status", None),
-        code=getattr(record, "cause", None) or getattr(record, "errorCode", None),
-        reason=getattr(record, "reason", None),
-        route=getattr(record, "route", None),
+        status=status if isinstance(status, int) else None,
+        code=_text(entry.get("cause") or entry.get("errorCode")),
+        reason=_text(entry.get("reason")),
+        route=_text(entry.get("route")),
     )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def format_event(event: FlowEvent) -> str:
@@ -123,11 +127,13 @@ HEADER = "  ".join(
 )
 
 
-class FlowRecorder(logging.Handler):
-    """Collects FlowEvents from the functions' log records and passes each to ``on_event``.
+class FlowRecorder:
+    """Reads the functions' log lines; collects FlowEvents and passes each to ``on_event``.
 
-    Records that are not per-event lines are passed to ``on_other`` when at WARNING or above
-    (a Humanos retry, a failed visibility change), masked.
+    Lines that are not per-event entries go to ``on_other``, masked, when they matter to a developer:
+    log entries at WARNING or above (a Humanos retry, a failed visibility change), and what the
+    platform or the runtime says about failures (an init error, a timeout, an unhandled exception).
+    Metric lines (EMF) and the per-invocation START/END/REPORT lines are left out.
     """
 
     def __init__(
@@ -135,27 +141,45 @@ class FlowRecorder(logging.Handler):
         on_event: Callable[[FlowEvent], None] | None = None,
         on_other: Callable[[str], None] | None = None,
     ) -> None:
-        super().__init__(level=logging.INFO)
         self._on_event = on_event
         self._on_other = on_other
         self._accepted_at: dict[str, float] = {}
         self._events: collections.deque[FlowEvent] = collections.deque(maxlen=KEEP_EVENTS)
         self._changed = threading.Condition()
 
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            event = flow_event(record, self._accepted_at)
-            if event is None:
-                if record.levelno >= logging.WARNING and self._on_other is not None:
-                    self._on_other(mask_text(f"{record.levelname.lower()}: {record.getMessage()}"))
-                return
-            with self._changed:
-                self._events.append(event)
-                self._changed.notify_all()
-            if self._on_event is not None:
-                self._on_event(event)
-        except Exception:  # a printing problem must never fail an invocation
-            self.handleError(record)
+    def feed(self, function: str, line: str) -> None:
+        """One line a function (or Lambda, about it) wrote to its log stream."""
+        entry = _json_object(line)
+        if entry is None:
+            self._other(function, line)
+            return
+        if "_aws" in entry:
+            return  # an EMF metric line: CloudWatch turns it into metrics
+        event = flow_event(entry, self._accepted_at, time.time())
+        if event is None:
+            if str(entry.get("level", "")).upper() in ("WARNING", "ERROR", "CRITICAL"):
+                self._say(f"{function}: {str(entry['level']).lower()}: {entry.get('message')}")
+            return
+        with self._changed:
+            self._events.append(event)
+            self._changed.notify_all()
+        if self._on_event is not None:
+            self._on_event(event)
+
+    def _other(self, function: str, line: str) -> None:
+        if not line.strip() or line.startswith(("START RequestId", "END RequestId")):
+            return
+        if line.startswith("REPORT RequestId"):
+            if "Init Duration:" in line:  # the first invocation of a new execution environment
+                init = line.split("Init Duration:", 1)[1].strip()
+                self._say(f"{function}: cold start, init {init}")
+            return
+        # The runtime writes an error's traceback as one line, frames separated by carriage returns.
+        self._say(f"{function}: " + line.replace("\r", "\n    "))
+
+    def _say(self, text: str) -> None:
+        if self._on_other is not None:
+            self._on_other(mask_text(text))
 
     @property
     def events(self) -> list[FlowEvent]:
@@ -172,3 +196,13 @@ class FlowRecorder(logging.Handler):
                     return False
                 self._changed.wait(left)
             return True
+
+
+def _json_object(line: str) -> dict[str, Any] | None:
+    if not line.startswith("{"):
+        return None
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -238,8 +238,8 @@ class _Handler(BaseHTTPRequestHandler):
 class HttpGateway:
     """Serves ``routes`` on ``host:port`` (0 = a free port) and invokes ``invoke`` with each event.
 
-    ``invoke`` is called under a lock: one Lambda container handles one request at a time, and the
-    handler's Powertools logger keeps per-invocation state (its correlation id).
+    Requests are served concurrently; ``invoke`` is the function's own concurrency (one request at a time
+    per execution environment, as in Lambda).
     """
 
     def __init__(self, routes: list[Route], invoke: Invoke, *, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -249,7 +249,6 @@ class HttpGateway:
         self._invoke = invoke
         self._host = host
         self._port = port
-        self._lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -305,8 +304,7 @@ class HttpGateway:
                 domain_name=host,
             )
             try:
-                with self._lock:
-                    response = self._invoke(event)
+                response = self._invoke(event)
             except Exception:  # a failed invocation: API Gateway answers 500 and says nothing more
                 return _json_answer(500, "Internal Server Error")
             return http_answer(response)

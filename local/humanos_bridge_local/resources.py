@@ -82,6 +82,8 @@ class TemplateResources:
         stack stores generated credentials instead.
     stack_name
         ``AWS::StackName`` (secret names are derived from it).
+    opt_dir
+        The folder standing for ``/opt`` in the functions' environment values.
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class TemplateResources:
         parameter_overrides: Mapping[str, Any] | None = None,
         secret_strings: Mapping[str, str] | None = None,
         stack_name: str = "humanos-bridge-local",
+        opt_dir: Path | None = None,
     ) -> None:
         self.template_path = template_path.resolve()
         self.document = load_template(template_path)
@@ -101,6 +104,9 @@ class TemplateResources:
         self.endpoint_url = endpoint_url
         self.region = str(session.region_name)
         self.stack_name = stack_name
+        #: Where the function's layers are, as Lambda's ``/opt``; None = the source folders of layers
+        #: without a build step (enough to read a mapping file).
+        self.opt_dir = opt_dir
         self.secret_strings = dict(secret_strings or {})
         self.parameters = self._parameters(parameter_overrides or {})
         self.intrinsics = Intrinsics(self.parameters, self.document.get("Conditions", {}), self._ref, self._get_att)
@@ -281,6 +287,8 @@ class TemplateResources:
         if not value.startswith("/opt/"):
             return value
         relative = value[len("/opt/") :]
+        if self.opt_dir is not None:
+            return str(self.opt_dir / relative)
         root = self.template_path.parent
         for body in self.resources.values():
             if body.get("Type") != "AWS::Serverless::LayerVersion" or body.get("Metadata", {}).get("BuildMethod"):

@@ -1,49 +1,50 @@
-"""The whole bridge in one process on loopback: moto, the sandbox, the ingest API and the dispatcher poller.
+"""The whole bridge on one machine, on loopback: moto, the sandbox, and the functions as ``sam build`` packages them.
 
 Start-up, in order:
 
-1. moto in server mode on a free port, and the resources ``template.yaml`` declares, created from the
+1. the build: ``sam build`` output for this machine and the python3.13 runtime's own packages, made
+   once and reused until their inputs change (``packaging``), and an ``/opt`` folder holding the
+   functions' layers as Lambda extracts them;
+2. moto in server mode on a free port, and the resources ``template.yaml`` declares, created from the
    template's own properties (``resources.TemplateResources``);
-2. the Humanos sandbox with generated credentials (or a real Humanos URL and credentials), stored as
+3. the Humanos sandbox with generated credentials (or a real Humanos URL and credentials), stored as
    the HumanosSecret value; generated sender secrets stored as the SenderSecret value;
-3. each function's environment exactly as the template sets it (Globals merged), pointed at moto; the
-   function modules imported and their services built once (the cold start), each under its own
-   variables;
-4. the dispatcher driven by ``SqsEventSource`` in a poller thread (long polls, the template's batch
-   size and window), and the ingest handler behind ``HttpGateway`` with the template's routes.
+4. each function in its own python3.13 processes under Lambda's runtime interface client
+   (``runtime_api``): its build folder, its layers and the runtime's packages on the path, its
+   environment exactly as the template sets it plus Lambda's reserved variables, pointed at moto.
+   One execution environment each is started and initialised before the stack says it is ready;
+5. the dispatcher driven by ``SqsEventSource`` in a poller thread (long polls, the template's batch
+   size and window), and the ingest function behind ``HttpGateway`` with the template's routes.
 
-The functions build their services from ``os.environ`` once per process, so one process holds one
-local stack at a time; ``stop()`` restores the environment and clears their caches.
+What the functions print is read line by line (``flow.FlowRecorder``), as CloudWatch Logs would receive it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import io
 import json
 import logging
 import os
-import sys
+import shutil
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
 import urllib3
 
-from humanos_bridge.client import reset_default_pool
 from humanos_bridge.errors import ConfigError
-from humanos_bridge.mapping import MappingConfig, load_mapping, load_mapping_cached
-from humanos_bridge_local import endpoints
+from humanos_bridge.mapping import MappingConfig, load_mapping
+from humanos_bridge_local import endpoints, packaging
 from humanos_bridge_local.flow import FlowEvent, FlowRecorder
 from humanos_bridge_local.http_gateway import HttpGateway, routes_from_events
-from humanos_bridge_local.lambda_runtime import LocalContext, SqsEventSource
+from humanos_bridge_local.lambda_runtime import SqsEventSource
 from humanos_bridge_local.resources import TemplateResources
+from humanos_bridge_local.runtime_api import FunctionError, FunctionSpec, LambdaFunction
 from humanos_bridge_local.sandbox import RecordedCall, Sandbox
 from humanos_bridge_local.senders import generate_sender_secrets
 
@@ -52,18 +53,16 @@ REGION = "eu-west-1"
 INGEST, DISPATCHER = "IngestFunction", "DispatcherFunction"
 #: Seconds of each long poll: bounds how long stop() waits for the poller.
 LONG_POLL_SECONDS = 1
-#: Keeps boto3 inside the process's own moto: fake credentials, a fixed region, no metadata lookups.
-_AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_REGION": REGION,
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_EC2_METADATA_DISABLED": "true",
-    # No X-Ray daemon and no EMF reader here: Lambda's stdout would carry metrics, this terminal must not.
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_METRICS_DISABLED": "true",
-}
+#: What the functions' boto3 needs to reach this stack's moto instead of AWS: fake credentials (Lambda
+#: sets its role's as reserved variables) and the endpoint. The one addition to the template's environment.
+_AWS_ACCESS = dict(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_EC2_METADATA_DISABLED="true",
+)
+#: Ingest environments started at most at once (Lambda would scale further; each is a process here).
+MAX_INGEST_ENVIRONMENTS = 4
 
 
 @dataclass
@@ -129,68 +128,6 @@ class Poller:
             self.thread = None
 
 
-def load_function(code_dir: Path) -> ModuleType:
-    """Import ``<code_dir>/app.py`` once, as ``function_<dir>_app`` (the name the tests use too)."""
-    module_name = f"function_{code_dir.name}_app"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, code_dir / "app.py")
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"cannot import {code_dir / 'app.py'}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def cached_factories(module: ModuleType) -> list[Any]:
-    """The module's once-per-container builders (``functools.lru_cache`` functions of no arguments)."""
-    return [value for value in vars(module).values() if callable(getattr(value, "cache_clear", None))]
-
-
-@contextlib.contextmanager
-def scoped_environment(values: Mapping[str, str]) -> Iterator[None]:
-    """``os.environ`` with ``values`` applied, restored afterwards."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-class EmfFilter(io.TextIOBase):
-    """Standard output without Powertools' EMF metric lines (``{"_aws": ...}``).
-
-    In Lambda those lines go to CloudWatch Logs, which turns them into metrics; ``single_metric``
-    prints them whatever POWERTOOLS_METRICS_DISABLED says. A terminal has no use for them.
-    """
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self._state = threading.local()
-
-    def write(self, text: str) -> int:
-        if text.startswith('{"_aws":'):
-            self._state.dropped = True  # print() sends the newline as a second write
-            return len(text)
-        if text == "\n" and getattr(self._state, "dropped", False):
-            self._state.dropped = False
-            return len(text)
-        self._state.dropped = False
-        return int(self.stream.write(text))
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-    def isatty(self) -> bool:
-        return bool(self.stream.isatty())
-
-
 class LocalStack:
     """The bridge on one machine. ``start()`` returns once the HTTP endpoint accepts requests."""
 
@@ -213,29 +150,27 @@ class LocalStack:
         self.poller: Poller | None = None
         self.sender_secrets: dict[str, list[str]] = {}
         self.mapping: MappingConfig | None = None
-        self.functions: dict[str, ModuleType] = {}
+        self.functions: dict[str, LambdaFunction] = {}
         self.environments: dict[str, dict[str, str]] = {}
+        self.build: packaging.Build | None = None
+        self.runtime_dir = Path()
+        self.python = ""
         self.ready_seconds: float | None = None
         self.humanos_base_url = ""
-        self._saved_env: dict[str, str | None] = {}
-        self._saved_handlers: list[logging.Handler] = []
-        self._logger: logging.Logger | None = None
+        self._opt_root: Path | None = None
         self._started = False
-        self._stdout: Any = sys.stdout
 
     # -- lifecycle --------------------------------------------------------------------------------
 
     def start(self) -> LocalStack:
         started = time.perf_counter()
         self._started = True
-        self._stdout = sys.stdout
-        sys.stdout = EmfFilter(sys.stdout)
         try:
-            self._set_environment(_AWS_ENV)
+            self._build()
             self._start_moto()
             self._start_humanos()
             self._create_resources()
-            self._load_functions()
+            self._start_functions()
             self._start_poller()
             self._start_gateway()
         except BaseException:
@@ -247,7 +182,7 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
-        """Stop everything, restore the process's environment and logging. Safe to call twice."""
+        """Stop everything: the gateway, the poller, the functions' processes, the servers. Safe to call twice."""
         if not self._started:
             return
         self._started = False
@@ -255,36 +190,17 @@ class LocalStack:
             self.gateway.stop()
         if self.poller is not None:
             self.poller.stop()
-        self._unload_functions()
+        for function in self.functions.values():
+            function.close()
         if self.sandbox is not None:
             self.sandbox.stop()
         if self.moto is not None:
             self._reset_moto()
             self.moto.stop()
-        self._restore_logging()
-        if isinstance(sys.stdout, EmfFilter):
-            sys.stdout = self._stdout
-        self._restore_environment()
+        if self._opt_root is not None:
+            shutil.rmtree(self._opt_root, ignore_errors=True)
         if self.options.write_endpoints:
             self._remove_endpoints_file()
-
-    def _unload_functions(self) -> None:
-        """Close what the functions built (the dispatcher's worker pool) and forget it, for the next stack."""
-        for module in self.functions.values():
-            for factory in cached_factories(module):
-                if factory.cache_info().currsize and hasattr(built := factory(), "close"):
-                    built.close()
-                factory.cache_clear()
-        load_mapping_cached.cache_clear()
-        reset_default_pool()
-
-    def _restore_environment(self) -> None:
-        for name, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self._saved_env.clear()
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -371,10 +287,26 @@ class LocalStack:
 
     # -- start-up steps ---------------------------------------------------------------------------
 
-    def _set_environment(self, values: Mapping[str, str]) -> None:
-        for name, value in values.items():
-            self._saved_env.setdefault(name, os.environ.get(name))
-            os.environ[name] = value
+    def _build(self) -> None:
+        """The packaged functions (cached build), and this stack's ``/opt``: their layers, merged."""
+        self.build = packaging.ensure_build(self.options.template, say=self._say)
+        self.runtime_dir = packaging.ensure_runtime_packages(say=self._say)
+        self.python = packaging.python313()
+        self._opt_root = Path(tempfile.mkdtemp(prefix="humanos-bridge-opt-"))
+
+    def _opt_dir(self, function: str) -> Path:
+        """``/opt`` for ``function``: each layer's top-level entries, later layers winning, as Lambda extracts them."""
+        assert self.build is not None and self._opt_root is not None
+        opt = self._opt_root / function
+        if not opt.exists():
+            opt.mkdir()
+            for layer in self.build.layer_dirs(function):
+                for entry in layer.iterdir():
+                    target = opt / entry.name
+                    if target.is_symlink():
+                        target.unlink()
+                    target.symlink_to(entry, target_is_directory=entry.is_dir())
+        return opt
 
     def _start_moto(self) -> None:
         from humanos_bridge_local.moto_server import MotoServer
@@ -382,7 +314,6 @@ class LocalStack:
         # Werkzeug logs one line per AWS call to stderr; the flow lines say what matters.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.moto = MotoServer().start()
-        self._set_environment({"AWS_ENDPOINT_URL": self.endpoint_url})
         # moto keeps its accounts per process, not per server: start from an empty one.
         self._reset_moto()
 
@@ -428,7 +359,13 @@ class LocalStack:
         if options.batching_window is not None:
             overrides["BatchingWindowSeconds"] = f"{options.batching_window:g}"
         session = boto3.session.Session(region_name=REGION, **endpoints.LOCAL_CREDENTIALS)
-        resources = TemplateResources(options.template, session, self.endpoint_url, parameter_overrides=overrides)
+        resources = TemplateResources(
+            options.template,
+            session,
+            self.endpoint_url,
+            parameter_overrides=overrides,
+            opt_dir=self._opt_dir(INGEST),
+        )
         self.resources = resources
         mapping_file = (
             str(options.mapping.resolve()) if options.mapping else resources.function_variable(INGEST, "MAPPING_FILE")
@@ -440,51 +377,40 @@ class LocalStack:
         )
         resources.create_all()
         for function in (INGEST, DISPATCHER):
+            resources.opt_dir = self._opt_dir(function)
             self.environments[function] = {**resources.function_environment(function), "MAPPING_FILE": mapping_file}
         self._save_state()
 
-    def _load_functions(self) -> None:
-        assert self.resources is not None
-        shared = _shared(self.environments[INGEST], self.environments[DISPATCHER])
-        # Powertools reads the service name and log level at import: set before the modules load.
-        self._set_environment(shared)
-        for function in (INGEST, DISPATCHER):
-            code_dir = self.options.template.resolve().parent / str(
-                self.resources.function_property(function, "CodeUri")
-            )
-            module = load_function(code_dir)
-            self.functions[function] = module
-            for factory in cached_factories(module):
-                factory.cache_clear()
-        load_mapping_cached.cache_clear()
-        reset_default_pool()
-        self._capture_logs(shared.get("POWERTOOLS_SERVICE_NAME", "service_undefined"))
-        # The cold start: each function builds its services under its own variables, as in its own container.
-        for function, module in self.functions.items():
-            with scoped_environment(self.environments[function]):
-                for factory in cached_factories(module):
-                    factory()
+    def _start_functions(self) -> None:
+        """Each function's first execution environment, started and initialised in parallel (the cold starts)."""
+        for function, most in ((INGEST, MAX_INGEST_ENVIRONMENTS), (DISPATCHER, 1)):
+            self.functions[function] = LambdaFunction(self._spec(function), self.recorder.feed, max_environments=most)
+        warming = [threading.Thread(target=f.warm, name=f"warm-{n}") for n, f in self.functions.items()]
+        for thread in warming:
+            thread.start()
+        for thread in warming:
+            thread.join()
 
-    def _capture_logs(self, service: str) -> None:
-        logger = logging.getLogger(service)
-        self._logger = logger
-        self._saved_handlers = list(logger.handlers)
-        for handler in self._saved_handlers:
-            logger.removeHandler(handler)
-        logger.addHandler(self.recorder)
-
-    def _restore_logging(self) -> None:
-        logger, self._logger = self._logger, None
-        if logger is None:
-            return
-        logger.removeHandler(self.recorder)
-        for handler in self._saved_handlers:
-            logger.addHandler(handler)
-        self._saved_handlers = []
+    def _spec(self, function: str) -> FunctionSpec:
+        assert self.resources is not None and self.build is not None
+        resources = self.resources
+        return FunctionSpec(
+            name=function,
+            handler=str(resources.function_property(function, "Handler")),
+            code_dir=self.build.function_dir(function),
+            opt_dir=self._opt_dir(function),
+            runtime_dir=self.runtime_dir,
+            python=self.python,
+            timeout_seconds=float(resources.function_property(function, "Timeout") or 3),
+            memory_mb=int(resources.function_property(function, "MemorySize") or 128),
+            environment={**self.environments[function], **_AWS_ACCESS, "AWS_ENDPOINT_URL": self.endpoint_url},
+            region=REGION,
+            tracing=resources.function_property(function, "Tracing") == "Active",
+        )
 
     def _start_poller(self) -> None:
         assert self.resources is not None
-        module = self.functions[DISPATCHER]
+        dispatcher = self.functions[DISPATCHER]
         events = self.resources.function_property(DISPATCHER, "Events")
         sqs_events = [e["Properties"] for e in events.values() if e.get("Type") == "SQS"]
         if len(sqs_events) != 1:
@@ -495,7 +421,7 @@ class LocalStack:
         source = SqsEventSource(
             self.client("sqs"),
             queue,
-            module.lambda_handler,
+            lambda event, context: dispatcher.invoke(event),
             batch_size=int(mapping.get("BatchSize", 10)),
             window_seconds=float(mapping.get("MaximumBatchingWindowInSeconds", 0)),
             function_timeout=timeout,
@@ -513,15 +439,14 @@ class LocalStack:
 
     def _start_gateway(self) -> None:
         assert self.resources is not None
-        module = self.functions[INGEST]
+        ingest = self.functions[INGEST]
         routes = routes_from_events(self.resources.function_property(INGEST, "Events"))
-        timeout = float(self.resources.function_property(INGEST, "Timeout"))
 
         def invoke(event: dict[str, Any]) -> dict[str, Any]:
             try:
-                return dict(module.lambda_handler(event, LocalContext(timeout, INGEST)))
-            except Exception as exc:
-                self._say(f"ingest invocation failed: {type(exc).__name__}")
+                return dict(ingest.invoke(event))
+            except FunctionError as exc:
+                self._say(f"{INGEST} invocation failed: {exc.error_type}")
                 raise
 
         self.gateway = HttpGateway(routes, invoke, host=self.options.host, port=self.options.port)
@@ -574,8 +499,3 @@ class LocalStack:
                 (endpoints.home() / endpoints.OUTCOMES_FILE).unlink(missing_ok=True)
         except (OSError, ValueError):
             pass
-
-
-def _shared(first: Mapping[str, str], second: Mapping[str, str]) -> dict[str, str]:
-    """Variables both functions set to the same value: safe in one process's ``os.environ``."""
-    return {name: value for name, value in first.items() if second.get(name) == value}
