@@ -139,6 +139,20 @@ class Build:
                 found.append((self.source.parent / str(body["Properties"]["ContentUri"])).resolve())
         return found
 
+    def assemble_opt(self, function: str, folder: Path) -> Path:
+        """``folder`` made into the function's ``/opt``: its layers' top-level entries, later layers winning.
+
+        Symbolic links, not copies: starting a stack costs nothing, and an edited mapping file is seen at once.
+        """
+        folder.mkdir(parents=True, exist_ok=True)
+        for layer in self.layer_dirs(function):
+            for entry in layer.iterdir():
+                target = folder / entry.name
+                if target.is_symlink():
+                    target.unlink()
+                target.symlink_to(entry, target_is_directory=entry.is_dir())
+        return folder
+
 
 def ensure_build(template: Path = ROOT / "template.yaml", *, say: Say = print) -> Build:
     """``sam build`` of ``template`` for this machine, reused while its inputs are unchanged."""

@@ -295,18 +295,10 @@ class LocalStack:
         self._opt_root = Path(tempfile.mkdtemp(prefix="humanos-bridge-opt-"))
 
     def _opt_dir(self, function: str) -> Path:
-        """``/opt`` for ``function``: each layer's top-level entries, later layers winning, as Lambda extracts them."""
+        """``/opt`` for ``function``: its layers, as Lambda extracts them."""
         assert self.build is not None and self._opt_root is not None
         opt = self._opt_root / function
-        if not opt.exists():
-            opt.mkdir()
-            for layer in self.build.layer_dirs(function):
-                for entry in layer.iterdir():
-                    target = opt / entry.name
-                    if target.is_symlink():
-                        target.unlink()
-                    target.symlink_to(entry, target_is_directory=entry.is_dir())
-        return opt
+        return opt if opt.exists() else self.build.assemble_opt(function, opt)
 
     def _start_moto(self) -> None:
         from humanos_bridge_local.moto_server import MotoServer

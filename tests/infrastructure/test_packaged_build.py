@@ -1,0 +1,99 @@
+"""What ``sam build`` packages runs on its own: python3.13, the build folder, the layers, the runtime's packages.
+
+The dev venv holds every package the tests and tools need; a deployed function has only what the
+build ships plus boto3/botocore from the runtime. These tests start fresh python3.13 processes with
+exactly that path and Lambda's reserved variables, so a package missing from the layer (as the X-Ray
+SDK once was: every deployment crashed at import) fails here, not in AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.packaged import function_spec, unresolved_imports
+
+FUNCTIONS = ("IngestFunction", "DispatcherFunction")
+
+#: Imports the handler module in the packaged layout, then lists every module it loaded from outside it.
+_IMPORT_HANDLER = r"""
+import json, os, sys, sysconfig
+import app
+allowed = [os.path.realpath(p) for p in sys.argv[1:]] + [os.path.realpath(sysconfig.get_paths()["stdlib"])]
+strays = sorted(
+    name for name, module in list(sys.modules.items())
+    if getattr(module, "__file__", None)
+    and not any(os.path.realpath(module.__file__).startswith(root + os.sep) for root in allowed)
+)
+print(json.dumps({"handler": callable(getattr(app, "lambda_handler", None)), "strays": strays}))
+"""
+
+
+@pytest.fixture(scope="module")
+def opt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The functions' /opt: their layers, as Lambda extracts them."""
+    return tmp_path_factory.mktemp("packaged") / "opt"
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_handler_imports_from_the_build_alone_with_lambdas_variables(function: str, opt: Path) -> None:
+    """Given Lambda's reserved variables (the ones that switch Powertools into its Lambda mode), the handler
+    module imports with nothing on the path but the build folder, /opt/python and the runtime's packages."""
+    spec = function_spec(function, opt, environment={"POWERTOOLS_SERVICE_NAME": "humanos-bridge"})
+    environment = spec.process_environment("127.0.0.1:9", "import-check")
+    environment["_X_AMZN_TRACE_ID"] = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    allowed = [str(spec.code_dir), str(spec.opt_dir / "python"), str(spec.runtime_dir)]
+
+    done = subprocess.run(
+        [spec.python, "-S", "-c", _IMPORT_HANDLER, *allowed],
+        cwd=spec.code_dir,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, f"{function} does not import as deployed:\n{done.stderr[-3000:]}"
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"handler": True, "strays": []}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_import_in_our_code_resolves_in_the_package(function: str, opt: Path) -> None:
+    """Every import in the handler and in humanos_bridge (lazy ones inside functions included) names a module
+    that the build, the layers or the python3.13 runtime provides."""
+    spec = function_spec(function, opt)
+
+    missing = unresolved_imports(spec, spec.code_dir, spec.opt_dir / "python" / "humanos_bridge")
+
+    assert missing == [], (
+        "imports that a deployed function cannot satisfy (add the package to the layer):\n"
+        + "\n".join(f"  {m['file']}:{m['line']}: {m['module']} ({m['problem']})" for m in missing)
+    )
+
+
+def test_the_import_scan_finds_a_package_missing_from_the_layer(tmp_path: Path, opt: Path) -> None:
+    """The scan catches what crashed the deployments: a module the layer does not ship, imported lazily
+    inside a function as Powertools' Tracer did, or at the top; type-only imports do not count."""
+    code = tmp_path / "function"
+    code.mkdir()
+    (code / "app.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "import boto3\n"
+        "import aws_lambda_powertools\n"
+        "if TYPE_CHECKING:\n"
+        "    import mypy_boto3_sqs\n"
+        "def patch():\n"
+        "    from aws_xray_sdk.core import xray_recorder\n"
+        "import moto\n",
+        encoding="utf-8",
+    )
+    spec = function_spec("Scanned", opt, code_dir=code)
+
+    missing = unresolved_imports(spec, code)
+
+    assert sorted((m["line"], m["module"]) for m in missing) == [(7, "aws_xray_sdk.core"), (8, "moto")]
