@@ -230,7 +230,7 @@ def build_key(template: Path, architecture: str) -> str:
     digest.update(template.read_bytes())
     for folder in sorted(_built_folders(template)):
         for path in sorted(_files(folder)):
-            digest.update(str(path.relative_to(template.parent)).encode() + b"\0")
+            digest.update(str(path).encode() + b"\0")
             digest.update(path.read_bytes())
     return digest.hexdigest()
 

@@ -245,8 +245,13 @@ class ExecutionEnvironment:
         return self.init_error is None and self.alive
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
     def alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None and not self._closing
+        running = self._process is not None and self._process.poll() is None
+        return running and not self._closing and self.init_error is None
 
     def stop(self) -> None:
         """Kill the process and close the Runtime API. Safe to call twice."""
@@ -416,16 +421,27 @@ class LambdaFunction:
         self._max = max_environments
         self._closed = False
 
-    def warm(self) -> ExecutionEnvironment:
-        """Start one environment and wait for its init (the cold start), so the first request is not slow."""
-        environment = self._start()
-        environment.wait_initialised()
+    @property
+    def environments(self) -> list[ExecutionEnvironment]:
+        """The environments started and not yet dropped (idle or busy)."""
         with self._available:
-            if environment.alive:
+            return list(self._all)
+
+    def warm(self) -> ExecutionEnvironment:
+        """Start one environment and wait for its init (the cold start), so the first request is not slow.
+
+        An environment whose init fails is dropped (its error is in the log); invocations start fresh ones.
+        """
+        environment = self._start()
+        initialised = environment.wait_initialised()
+        with self._available:
+            if initialised:
                 self._idle.append(environment)
             else:
                 self._all.remove(environment)
             self._available.notify()
+        if not initialised:
+            environment.stop()
         return environment
 
     def invoke(self, event: Mapping[str, Any] | list[Any]) -> Any:
