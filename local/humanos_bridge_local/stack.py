@@ -231,6 +231,16 @@ class LocalStack:
     def dead_letter_queue_url(self) -> str:
         return self.physical("DeadLetterQueue")
 
+    @property
+    def runs(self) -> str:
+        """How the functions run, in one line (the banner and the demo say it)."""
+        assert self.build is not None
+        where = self.build.root.relative_to(ROOT) if self.build.root.is_relative_to(ROOT) else self.build.root
+        return (
+            f"packaged by sam build ({where}, {self.build.architecture}), each in its own "
+            f"{packaging.RUNTIME} process under Lambda's runtime interface client"
+        )
+
     def client(self, service: str) -> Any:
         session = boto3.session.Session(region_name=REGION, **endpoints.LOCAL_CREDENTIALS)
         return session.client(service, endpoint_url=self.endpoint_url)

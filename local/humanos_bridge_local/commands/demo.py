@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     steps = load_manifest(args.manifest)
     say("starting a fresh local stack ...")
     with LocalStack(stack_options(args, write_endpoints=False), on_event=print_event, on_message=say) as stack:
-        say(f"ready in {stack.ready_seconds:.1f} s at {stack.api_url}; sending {len(steps)} events\n")
+        say(f"ready in {stack.ready_seconds:.1f} s at {stack.api_url}")
+        say(f"functions: {stack.runs}; sending {len(steps)} events\n")
         say(HEADER)
         if stack.sandbox is None:
             raise ConfigError("the demo injects Humanos faults, so it runs against the sandbox only; drop --humanos-*")
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         say(f"\nFAILED: {len(failed)} of {len(steps)} steps did not have the expected outcome")
         return 1
-    say(f"\nOK: all {len(steps)} steps had the expected outcome")
+    say(f"\nOK: all {len(steps)} steps had the expected outcome, through the functions as sam build packages them")
     return 0
 
 

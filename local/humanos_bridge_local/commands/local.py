@@ -25,10 +25,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "local",
         help="run the whole bridge locally (moto, Humanos sandbox, ingest API, dispatcher)",
         description=(
-            "Start, in one process on 127.0.0.1, moto with the resources of template.yaml, the Humanos sandbox "
-            "(or a real Humanos), the ingest function behind a local HTTP API and the dispatcher fed from the "
-            "queue. Prints the endpoints, the local sender secrets and a signed curl, then one line per event. "
-            "Ctrl-C stops it."
+            "Start on 127.0.0.1 moto with the resources of template.yaml, the Humanos sandbox (or a real "
+            "Humanos), and the functions as sam build packages them (python3.13 under Lambda's runtime interface "
+            "client): the ingest function behind a local HTTP API, the dispatcher fed from the queue. Prints the "
+            "endpoints, the local sender secrets and a signed curl, then one line per event. Ctrl-C stops it."
         ),
     )
     add_stack_arguments(parser, default_port=8080)
@@ -123,6 +123,7 @@ def print_banner(stack: LocalStack) -> None:
     say(f"humanos-bridge local: ready in {stack.ready_seconds:.1f} s")
     say(f"  ingest API      {stack.api_url}  (POST /events/<source>, POST /requests/<source>, GET /health)")
     say(f"  Humanos         {humanos}")
+    say(f"  functions       {stack.runs}")
     say(f"  AWS (moto)      {stack.endpoint_url}")
     say(f"  request queue   {stack.request_queue_url}")
     say(f"  dead letters    {stack.dead_letter_queue_url}")
