@@ -1,72 +1,214 @@
-"""What a Lambda container of each function holds: import and build time (its cold start) and memory.
+"""Cold start, measured on the artifact: each function as ``sam build`` packages it, in fresh python3.13 processes.
 
-Each function runs in a fresh interpreter, as in a new container: import ``app.py`` (Powertools,
-boto3, urllib3, the layer), build its services from the environment the template sets (mapping
-parsed and compiled, clients created: no network), then report the time and the peak resident
-memory. These figures size ``MemorySize`` and show what a cold start costs before the first call.
+Each sample is a new execution environment of the local stack (``runtime_api.ExecutionEnvironment``):
+``python3.13 -S -m awslambdaric app.lambda_handler`` in the function's build folder, with only that
+folder, its layers (``/opt/python``) and the runtime's own packages on the path, Lambda's environment
+(``PYTHONDONTWRITEBYTECODE=1``: /var/task and /opt are read-only, so nothing compiled is kept), pointed
+at moto and the Humanos sandbox. Two figures per sample:
+
+- **init**: process start to the first ``/next``, Lambda's ``Init Duration`` (importing the handler);
+- **init + first invocation**: process start to the first response. The first invocation builds the
+  services (settings, boto3 clients, the secret fetch, the mapping) and does real work: ingest answers
+  a signed ``POST /events/crm`` (queued in moto), the dispatcher an SQS batch of that one event (signed
+  ``POST /request`` to the sandbox, idempotency record in moto).
+
+Both are divided by the wall time of ``python3.13 -S -c "import boto3"`` with the same runtime packages
+on the path, measured in the same rounds, interleaved, so that the ratios hold on a busy machine.
+Peak memory is the ``REPORT`` line's ``Max Memory Used`` (VmHWM) after the first invocation.
+
+The ``*_precompiled`` figures run copies of the same build with bytecode written beside the sources
+(``compileall --invalidation-mode unchecked-hash``), as a build step could ship it: ``own_code`` only
+``humanos_bridge`` and ``app.py``, ``layer`` every ``.py`` of ``/var/task`` and ``/opt/python``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
+import statistics
 import subprocess
-import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-RUNS = 5
+from humanos_bridge_local.http_gateway import Route, apigw_v2_event
+from humanos_bridge_local.lambda_runtime import lambda_sqs_record
+from humanos_bridge_local.runtime_api import ExecutionEnvironment, FunctionSpec
+from humanos_bridge_local.senders import sender_auth, signed_headers
+from humanos_bridge_local.stack import DISPATCHER, INGEST, REGION, ROOT, LocalStack, StackOptions
 
-_CHILD = """
-import importlib.util, json, sys, time
-started = time.perf_counter()
-spec = importlib.util.spec_from_file_location("app", sys.argv[1])
-app = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(app)
-imported = time.perf_counter()
-getattr(app, sys.argv[2])()
-built = time.perf_counter()
-# VmHWM, not ru_maxrss: the latter also counts the forked parent's pages from before exec.
-with open("/proc/self/status") as status:
-    peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-print(json.dumps({"import_ms": (imported - started) * 1000, "build_ms": (built - imported) * 1000,
-                  "peak_rss_mb": peak_kb / 1024}))
-"""
-
-ENVIRONMENT = {
-    "AWS_DEFAULT_REGION": "eu-west-1",
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "POWERTOOLS_SERVICE_NAME": "humanos-bridge",
-    "POWERTOOLS_METRICS_NAMESPACE": "HumanosBridge",
-    "MAPPING_FILE": str(ROOT / "mappings" / "bridge.json"),
-    "HUMANOS_SECRET_ID": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:humanos",
-    "SENDER_SECRET_ID": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:senders",
-    "IDEMPOTENCY_TABLE": "idempotency",
-    "REQUEST_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/requests",
-    "DEAD_LETTER_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/dead-letters",
+#: Fresh processes per variant; every variant runs once per round, interleaved with the baseline.
+ROUNDS = 7
+SOURCE = "crm"
+#: What each compiled variant precompiles, relative to the function's folder and to ``/opt/python``.
+VARIANTS: dict[str, tuple[str, ...] | None] = {
+    "": None,  # as sam build ships it: no bytecode at all
+    "own_code_precompiled": ("humanos_bridge",),
+    "layer_precompiled": (".",),
 }
 
 
-def _measure(function: str, builder: str) -> dict[str, float]:
-    env = {**os.environ, **ENVIRONMENT}
-    samples = []
-    for _ in range(RUNS):
-        done = subprocess.run(
-            [sys.executable, "-c", _CHILD, str(ROOT / "functions" / function / "app.py"), builder],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        samples.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    return {key: round(sorted(s[key] for s in samples)[RUNS // 2], 1) for key in samples[0]}
+@dataclasses.dataclass
+class Sample:
+    init_ms: float
+    first_response_ms: float
+    peak_rss_mb: float
 
 
 def run() -> dict[str, Any]:
-    figures: dict[str, Any] = {"note": f"fresh interpreter per run, median of {RUNS}; Python {sys.version.split()[0]}"}
-    for function, builder in (("dispatcher", "dispatcher"), ("ingest", "service")):
-        for key, value in _measure(function, builder).items():
-            figures[f"{function}_{key}"] = value
+    options = StackOptions(port=0, write_endpoints=False, parameters={"RateLimitPerMinute": "6000"})
+    with LocalStack(options) as stack, tempfile.TemporaryDirectory(prefix="bench-footprint-") as scratch:
+        assert stack.poller is not None
+        stack.poller.stop()  # the samples below take the queued events themselves
+        specs = {
+            (function, variant): _spec(stack, function, compiled, Path(scratch) / f"{function}-{variant}")
+            for function in (INGEST, DISPATCHER)
+            for variant, compiled in VARIANTS.items()
+        }
+        python, runtime_dir = stack.python, stack.runtime_dir
+        baseline: list[float] = []
+        samples: dict[tuple[str, str], list[Sample]] = {key: [] for key in specs}
+        for _ in range(ROUNDS):
+            baseline.append(_import_boto3_ms(python, runtime_dir))
+            for variant in VARIANTS:
+                # The dispatcher's batch is the event this round's ingest sample queued.
+                samples[(INGEST, variant)].append(_cold_start(specs[(INGEST, variant)], _ingest_event(stack), 202))
+                samples[(DISPATCHER, variant)].append(_cold_start(specs[(DISPATCHER, variant)], _sqs_batch(stack), 0))
+        assert stack.sandbox is not None
+        created = sum(c.method == "POST" and c.path == "/request" and c.status == 201 for c in stack.sandbox.calls)
+        if created != ROUNDS * len(VARIANTS):
+            raise RuntimeError(f"the dispatcher samples created {created} requests, not {ROUNDS * len(VARIANTS)}")
+    return _figures(baseline, samples)
+
+
+def _spec(stack: LocalStack, function: str, compiled: tuple[str, ...] | None, folder: Path) -> FunctionSpec:
+    """The stack's spec of ``function``; for a compiled variant, on a copy with bytecode beside the sources."""
+    spec = stack._spec(function)
+    if compiled is None:
+        return spec
+    code_dir = shutil.copytree(spec.code_dir, folder / "task")
+    opt_dir = shutil.copytree(spec.opt_dir, folder / "opt")  # follows the layer symlinks: real copies
+    targets = [str(code_dir), *(str(opt_dir / "python" / part) for part in compiled)]
+    command = [stack.python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", *targets]
+    subprocess.run(command, check=True, capture_output=True)
+    return dataclasses.replace(spec, code_dir=code_dir, opt_dir=opt_dir)
+
+
+def _import_boto3_ms(python: str, runtime_dir: Path) -> float:
+    environment = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(runtime_dir), "PYTHONDONTWRITEBYTECODE": "1"}
+    started = time.monotonic()
+    subprocess.run([python, "-S", "-c", "import boto3"], env=environment, check=True)
+    return (time.monotonic() - started) * 1000
+
+
+def _cold_start(spec: FunctionSpec, event: dict[str, Any], status: int) -> Sample:
+    """One fresh environment: start it, invoke it once, check the answer, read its figures."""
+    reports: list[str] = []
+    environment = ExecutionEnvironment(spec, _collect_reports(reports))
+    started = time.monotonic()
+    environment.start()
+    try:
+        answer = json.loads(environment.invoke(json.dumps(event).encode()))
+        first_response = time.monotonic() - started
+    finally:
+        environment.stop()
+    _check(spec.name, answer, status)
+    assert environment.init_seconds is not None
+    peak = next(float(part.split(":")[1].split()[0]) for part in reports[0].split("\t") if "Max Memory Used" in part)
+    return Sample(environment.init_seconds * 1000, first_response * 1000, peak)
+
+
+def _collect_reports(into: list[str]) -> Callable[[str, str], None]:
+    lock = threading.Lock()
+
+    def on_output(function: str, line: str) -> None:
+        if line.startswith("REPORT "):
+            with lock:
+                into.append(line)
+
+    return on_output
+
+
+def _check(function: str, answer: Any, status: int) -> None:
+    """A sample only counts if the invocation did the real work (no error path measured by mistake)."""
+    if function == INGEST and answer.get("statusCode") != status:
+        raise RuntimeError(f"{function} answered {answer.get('statusCode')}: {answer.get('body')}")
+    if function == DISPATCHER and answer != {"batchItemFailures": []}:
+        raise RuntimeError(f"{function} answered {answer}")
+
+
+def _ingest_event(stack: LocalStack) -> dict[str, Any]:
+    """A signed ``POST /events/crm`` of the sample business event, with a new event id, as API Gateway sends it."""
+    assert stack.mapping is not None
+    event = json.loads((ROOT / "events" / "business" / "crm-contact-created.json").read_text(encoding="utf-8"))
+    event["id"] = f"evt_bench_{uuid.uuid4().hex[:12]}"
+    body = json.dumps(event).encode()
+    auth = sender_auth(stack.mapping, SOURCE)
+    headers = signed_headers(auth.scheme, stack.sender_secrets[auth.secret_key][0], body)
+    return apigw_v2_event(
+        method="POST",
+        raw_path=f"/events/{SOURCE}",
+        raw_query="",
+        headers=[*headers.items(), ("User-Agent", "bench"), ("Content-Length", str(len(body)))],
+        body=body,
+        route=Route("POST", "/events/{source}"),
+        path_parameters={"source": SOURCE},
+        source_ip="127.0.0.1",
+        domain_name="localhost",
+    )
+
+
+def _sqs_batch(stack: LocalStack) -> dict[str, Any]:
+    """The oldest queued event as a batch of one record, as Lambda's SQS event source delivers it."""
+    sqs = stack.client("sqs")
+    answer = sqs.receive_message(
+        QueueUrl=stack.request_queue_url,
+        MaxNumberOfMessages=1,
+        AttributeNames=["All"],
+        MessageAttributeNames=["All"],
+        VisibilityTimeout=300,
+        WaitTimeSeconds=1,
+    )
+    messages = answer.get("Messages", [])
+    if not messages:
+        raise RuntimeError("no queued event for the dispatcher: the ingest sample queued nothing")
+    attributes = sqs.get_queue_attributes(QueueUrl=stack.request_queue_url, AttributeNames=["QueueArn"])
+    queue_arn = str(attributes["Attributes"]["QueueArn"])
+    return {"Records": [lambda_sqs_record(messages[0], queue_arn, REGION)]}
+
+
+def _figures(baseline: list[float], samples: dict[tuple[str, str], list[Sample]]) -> dict[str, Any]:
+    """Medians; each ratio is the median of the rounds' own ratios (a sample over its round's baseline)."""
+    figures: dict[str, Any] = {
+        "note": (
+            f"fresh python3.13 process per sample, sam build output (host arch), /opt = layers, awslambdaric, "
+            f"PYTHONDONTWRITEBYTECODE=1, moto + Humanos sandbox; medians of {ROUNDS} interleaved rounds. "
+            "init = process start -> first /next (Lambda's Init Duration); init_plus_first_invocation = process "
+            "start -> first response (ingest: signed POST /events/crm, queued; dispatcher: SQS batch of that event, "
+            "sent to the sandbox); ratios to the wall time of `python3.13 -S -c 'import boto3'` (runtime packages "
+            "on PYTHONPATH) of the same rounds; peak_rss = REPORT Max Memory Used after the first invocation; "
+            "*_precompiled = the same build with .pyc beside the sources (unchecked-hash)"
+        ),
+        "rounds": ROUNDS,
+        "import_boto3_ms_median": round(statistics.median(baseline), 1),
+    }
+    for (function, variant), found in samples.items():
+        name = "ingest" if function == INGEST else "dispatcher"
+        suffix = f"_{variant}" if variant else ""
+        if not variant:
+            figures[f"{name}_init_ms_median"] = round(statistics.median(s.init_ms for s in found), 1)
+            figures[f"{name}_init_plus_first_invocation_ms_median"] = round(
+                statistics.median(s.first_response_ms for s in found), 1
+            )
+            figures[f"{name}_peak_rss_mb_median"] = statistics.median(s.peak_rss_mb for s in found)
+        init_ratio = statistics.median(s.init_ms / b for s, b in zip(found, baseline, strict=True))
+        first_ratio = statistics.median(s.first_response_ms / b for s, b in zip(found, baseline, strict=True))
+        figures[f"{name}_init_vs_import_boto3_ratio{suffix}"] = round(init_ratio, 2)
+        figures[f"{name}_init_plus_first_invocation_vs_import_boto3_ratio{suffix}"] = round(first_ratio, 2)
     return figures

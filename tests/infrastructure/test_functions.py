@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from cfn_template import Template, references
 
-from humanos_bridge.settings import ENV_NAMES
+from humanos_bridge.dispatch import SETTLE_RESERVE_SECONDS
+from humanos_bridge.ingest import ANSWER_RESERVE_SECONDS
+from humanos_bridge.settings import ENV_NAMES, MAX_BATCH_SIZE
 
 FUNCTIONS = ("IngestFunction", "DispatcherFunction")
 LAYERS = ("HumanosLayer", "MappingsLayer")
@@ -37,7 +39,6 @@ REQUIRED_ENVIRONMENT = {
         "RATE_LIMIT_PER_MINUTE",
         "DISPATCHER_MAX_CONCURRENCY",
         "DEFAULT_SOURCE",
-        "DISPATCH_WORKERS",
         "HUMANOS_BASE_URL",
         "HUMANOS_API_VERSION",
         "HUMANOS_SECRET_ID",
@@ -87,7 +88,7 @@ def test_function_runs_python313_on_arm64_with_active_tracing(template: Template
 
 @pytest.mark.parametrize(
     ("function", "code_uri", "timeout", "memory"),
-    [("IngestFunction", "functions/ingest/", 10, 256), ("DispatcherFunction", "functions/dispatcher/", 30, 512)],
+    [("IngestFunction", "functions/ingest/", 20, 256), ("DispatcherFunction", "functions/dispatcher/", 30, 512)],
 )
 def test_function_code_handler_and_size(
     template: Template, function: str, code_uri: str, timeout: int, memory: int
@@ -185,12 +186,16 @@ def test_environment_values_name_the_right_resource(template: Template, function
 
 
 def test_call_deadline_fits_in_each_function_timeout(template: Template) -> None:
-    """A Humanos call (all attempts) must end before Lambda kills the function, or the outcome is lost."""
+    """Two Humanos calls (a look-up after an earlier attempt, then the POST; all attempts of each) must end
+    before Lambda kills the function, with the time kept to settle or answer, or the outcome is lost."""
+    reserve = {"IngestFunction": ANSWER_RESERVE_SECONDS, "DispatcherFunction": SETTLE_RESERVE_SECONDS}
     for function in FUNCTIONS:
         environment = template.environment(function)
         timeout = template.resolve_number(template.function(function)["Timeout"])
         deadline = float(environment["HUMANOS_CALL_DEADLINE_SECONDS"])
-        assert deadline < timeout, f"{function}: HUMANOS_CALL_DEADLINE_SECONDS {deadline} >= Timeout {timeout}"
+        assert 2 * deadline + reserve[function] <= timeout, (
+            f"{function}: 2 x HUMANOS_CALL_DEADLINE_SECONDS ({deadline}) + {reserve[function]} s > Timeout {timeout}"
+        )
         read = float(environment["HUMANOS_READ_TIMEOUT"])
         assert read <= deadline, f"{function}: HUMANOS_READ_TIMEOUT {read} exceeds the call deadline {deadline}"
 
@@ -244,3 +249,12 @@ def test_default_batch_settings_are_accepted_by_lambda(template: Template) -> No
     batch = template.parameters["BatchSize"]
     assert "BatchingWindowSeconds" in batch["Description"], "BatchSize: say that above 10 needs BatchingWindowSeconds"
     assert int(batch["Default"]) <= 10 or int(template.parameters["BatchingWindowSeconds"]["Default"]) >= 1
+
+
+def test_largest_batch_is_what_the_dispatcher_sizes_its_threads_and_pools_for(template: Template) -> None:
+    """Every record of a batch is in flight at once, on threads and pooled connections sized to
+    settings.MAX_BATCH_SIZE: a larger BatchSize would run in waves and churn connections."""
+    maximum = int(template.parameters["BatchSize"]["MaxValue"])
+    assert maximum == MAX_BATCH_SIZE, (
+        f"BatchSize MaxValue {maximum} != humanos_bridge.settings.MAX_BATCH_SIZE {MAX_BATCH_SIZE}; change both together"
+    )

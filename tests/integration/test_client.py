@@ -22,7 +22,7 @@ from humanos_bridge import client as client_module
 from humanos_bridge.backoff import RetryPolicy
 from humanos_bridge.client import HumanosClient, HumanosResponse
 from humanos_bridge.credentials import Credentials, StaticCredentials
-from humanos_bridge.errors import AmbiguousError, AuthenticationError, PermanentError, RetryableError
+from humanos_bridge.errors import AmbiguousError, AuthenticationError, MappingError, PermanentError, RetryableError
 from humanos_bridge.ratelimit import RateLimitedLocally, TokenBucket
 from humanos_bridge.settings import Settings
 from humanos_bridge_local.sandbox import Fault, Sandbox
@@ -172,7 +172,30 @@ def test_find_requests_returns_the_requests_with_that_internal_id(client: Humano
     found = client.find_requests("order-7", page_size=5)
 
     assert [item["id"] for item in found] == [first.request_id]
-    assert sandbox.calls[-1].query == {"internalId": "order-7", "pageSize": "5"}
+    assert sandbox.calls[-1].query == {"internalId": "order-7", "pageIndex": "0", "pageSize": "5"}
+
+
+def test_find_requests_reads_every_page(client: HumanosClient, sandbox: Sandbox) -> None:
+    """Twelve requests share an internalId; with pages of five, all twelve come back, from three calls."""
+    created = [client.create_request(valid_body(internalId="order-9"), f"evt-9-{n}").request_id for n in range(12)]
+
+    found = client.find_requests("order-9", page_size=5)
+
+    assert sorted(item["id"] for item in found) == sorted(created)
+    pages = [c.query["pageIndex"] for c in sandbox.calls if c.method == "GET"]
+    assert pages == ["0", "1", "2"]
+
+
+def test_find_requests_refuses_an_internal_id_too_many_requests_share(
+    client: HumanosClient, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the page limit the look-up stops with a mapping error that says how to fix the rule."""
+    monkeypatch.setattr(client_module, "MAX_LOOKUP_PAGES", 2)
+    for n in range(5):
+        client.create_request(valid_body(internalId="order-10"), f"evt-10-{n}")
+
+    with pytest.raises(MappingError, match=r"more than 4 Humanos requests share internalId 'order-10'.*unique"):
+        client.find_requests("order-10", page_size=2)
 
 
 def test_client_without_pool_uses_the_shared_default_pool(sandbox: Sandbox, fake_time: FakeTime) -> None:

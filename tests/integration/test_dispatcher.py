@@ -6,20 +6,26 @@ settles them the same way (delete what succeeded, leave ``batchItemFailures``).
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from humanos_bridge import wiring
 from humanos_bridge.dispatch import Backoff
 from humanos_bridge.queue_messages import NotAnSqsBatch
 from humanos_bridge.settings import Settings
-from humanos_bridge_local.lambda_runtime import LocalContext
-from humanos_bridge_local.sandbox import Fault
+from humanos_bridge_local.lambda_runtime import LocalContext, SqsEventSource
+from humanos_bridge_local.sandbox import Fault, RecordedCall, Sandbox
 from tests.support.bridge import ROOT, BridgeEnv, business_event, create_bridge, load_function
 
 app = load_function("dispatcher")
@@ -39,6 +45,11 @@ def crm_event(n: int) -> dict[str, Any]:
     return business_event("crm-contact-created", id=f"evt_crm_{n:04d}")
 
 
+def crm_key(n: int) -> str:
+    """The idempotency key, and so the default internalId, of crm_event(n)."""
+    return f"crm:evt_crm_{n:04d}:marketing-consent-sms"
+
+
 def attribute(message: dict[str, Any], name: str) -> str | None:
     value = message.get("MessageAttributes", {}).get(name)
     return value["StringValue"] if value else None
@@ -51,7 +62,7 @@ def test_each_event_becomes_one_request(bridge: BridgeEnv) -> None:
     result = bridge.deliver(app.lambda_handler)
     assert (result.received, result.deleted, result.failed_ids) == (3, 3, [])
     created = bridge.creations()
-    assert sorted(json.loads(c.body)["internalId"] for c in created) == ["evt_crm_0000", "evt_crm_0001", "evt_crm_0002"]
+    assert sorted(json.loads(c.body)["internalId"] for c in created) == [crm_key(0), crm_key(1), crm_key(2)]
     assert all(c.headers["idempotency-key"].startswith("crm:evt_crm_") for c in created)
     assert bridge.deliver(app.lambda_handler).received == 0
 
@@ -159,9 +170,9 @@ class SaveFailsOnce(DynamoDBPersistenceLayer):
 
 
 def crash_once_dispatcher(moto: Any, bridge: BridgeEnv) -> Any:
-    """A dispatcher whose first idempotency save is lost, for 1-second invocations (0.5 s per call)."""
+    """A dispatcher whose first idempotency save is lost, for 1-second invocations (0.4 s per call)."""
     persistence = SaveFailsOnce(table_name=bridge.table, boto3_client=moto.client("dynamodb"))
-    settings = Settings.from_env(call_deadline_seconds=0.5)
+    settings = Settings.from_env(call_deadline_seconds=0.4)  # a look-up and a POST fit in 1 s less 0.1 s
     return wiring.dispatcher(settings, persistence=persistence, backoff=Backoff(0.0, 0.0), settle_reserve_seconds=0.1)
 
 
@@ -183,8 +194,8 @@ def deliver_after_crash(bridge: BridgeEnv, dispatcher: Any) -> None:
 def test_crash_after_humanos_answered_is_recovered_by_internal_id(
     bridge: BridgeEnv, moto: Any, name: str, source: str
 ) -> None:
-    """The redelivery finds the request by internalId (a custom one only when created after the
-    event was first queued) and creates nothing new: Humanos sees one POST and one GET."""
+    """The redelivery finds the request by internalId (claimed by this event when it was created) and creates
+    nothing new: Humanos sees one POST and one GET."""
     bridge.enqueue(business_event(name), source=source)
     deliver_after_crash(bridge, crash_once_dispatcher(moto, bridge))
     assert len(bridge.sandbox.created) == 1
@@ -309,18 +320,18 @@ def test_fifo_failure_holds_back_its_group_only_and_order_holds(fifo_bridge: Bri
     next delivery a2 then a3 are created, in order."""
     bridge = fifo_bridge
     ids = {name: bridge.enqueue(crm_event(n), group=name[0]) for n, name in enumerate(["a1", "a2", "a3", "b1"])}
-    bridge.sandbox.inject(Fault.status(503), times=1, body_contains=b'"internalId":"evt_crm_0001"')
+    bridge.sandbox.inject(Fault.status(503), times=1, body_contains=f'"internalId":"{crm_key(1)}"'.encode())
     first = bridge.deliver(app.lambda_handler)
     assert sorted(first.failed_ids) == sorted([ids["a2"], ids["a3"]])
     posted = [json.loads(c.body)["internalId"] for c in bridge.sandbox.calls if c.method == "POST"]
-    assert "evt_crm_0002" not in posted  # a3 waited behind a2
+    assert crm_key(2) not in posted  # a3 waited behind a2
     bridge.make_visible(first)
     second = bridge.deliver(app.lambda_handler)
     assert second.failed_ids == []
     created = [json.loads(c.body)["internalId"] for c in bridge.creations()]
-    assert sorted(created) == ["evt_crm_0000", "evt_crm_0001", "evt_crm_0002", "evt_crm_0003"]
-    group_a = [i for i in created if i in ("evt_crm_0000", "evt_crm_0001", "evt_crm_0002")]
-    assert group_a == ["evt_crm_0000", "evt_crm_0001", "evt_crm_0002"]
+    assert sorted(created) == [crm_key(0), crm_key(1), crm_key(2), crm_key(3)]
+    group_a = [i for i in created if i in (crm_key(0), crm_key(1), crm_key(2))]
+    assert group_a == [crm_key(0), crm_key(1), crm_key(2)]
 
 
 def test_sample_sqs_events_dispatch_as_documented(bridge: BridgeEnv) -> None:
@@ -328,8 +339,8 @@ def test_sample_sqs_events_dispatch_as_documented(bridge: BridgeEnv) -> None:
     valid = json.loads((ROOT / "events" / "sqs" / "batch-valid.json").read_text())
     assert app.lambda_handler(valid, LocalContext()) == {"batchItemFailures": []}
     assert sorted(json.loads(c.body)["internalId"] for c in bridge.creations()) == [
+        "crm:evt_crm_0001:marketing-consent-sms",
         "employee-E-2041",
-        "evt_crm_0001",
         "order-ord_5001",
     ]
     invalid = json.loads((ROOT / "events" / "sqs" / "batch-invalid.json").read_text())
@@ -346,3 +357,207 @@ def test_no_call_starts_that_could_outlive_the_invocation(bridge: BridgeEnv) -> 
     result = bridge.event_source(lambda e, c: app.lambda_handler(e, LocalContext(timeout_seconds=5.0))).poll_once()
     assert result.failed_ids == [message_id]
     assert bridge.sandbox.calls == []
+
+
+# -- every record of a batch in flight at once ----------------------------------------------------------
+
+
+def event_of_key(idempotency_key: str | None) -> str | None:
+    """The event id in a default Idempotency-Key, ``<source>:<event id>:<rule name>``."""
+    parts = (idempotency_key or "").split(":")
+    return parts[1] if len(parts) > 2 else None
+
+
+class LockstepGate:
+    """The sandbox's ``on_call`` hook: holds each ``POST /request`` answer until its whole round is in flight.
+
+    The sandbox records a call, and calls this hook, before it answers; a held call is therefore
+    still waiting for its answer. Each record has a lane and an index in it (``expect``); round ``r``
+    is the ``r``-th record of every lane that gets that far. A call is released only once every call
+    of its round has arrived, so the round's calls were all in flight at once. A call that arrives
+    outside its round (a lane's next record sent before the previous one was answered, or out of
+    order) is a problem, as is a round that never fills (calls sent in waves). No clock is read:
+    the timeout only ends a round that would never fill.
+    """
+
+    def __init__(self, timeout_seconds: float = 10.0) -> None:
+        self.timeout_seconds = timeout_seconds
+        self._condition = threading.Condition()
+        self.expect({}, [])
+
+    def expect(self, positions: dict[str, tuple[str, int]], calls_per_round: list[int]) -> None:
+        """``positions``: event id -> (lane, index); ``calls_per_round``: how many calls each round holds."""
+        with self._condition:
+            self.positions = positions
+            self.calls_per_round = calls_per_round
+            self.arrived = [0] * len(calls_per_round)
+            self.round = 0
+            self.broken = False
+            self.problems: list[str] = []
+
+    def __call__(self, call: RecordedCall) -> None:
+        if (call.method, call.path) != ("POST", "/request"):
+            return
+        event_id = event_of_key(call.headers.get("idempotency-key"))
+        with self._condition:
+            if event_id not in self.positions or self.broken:
+                return
+            lane, index = self.positions[event_id]
+            if index != self.round:
+                self.problems.append(f"{event_id} (lane {lane}, #{index}) arrived during round {self.round}")
+                return
+            self.arrived[index] += 1
+            if self.arrived[index] == self.calls_per_round[index]:
+                self.round += 1
+                self._condition.notify_all()
+            elif not self._condition.wait_for(lambda: self.round > index or self.broken, self.timeout_seconds):
+                self.broken = True
+                self.problems.append(
+                    f"round {index}: only {self.arrived[index]} of {self.calls_per_round[index]} calls were in flight"
+                )
+                self._condition.notify_all()
+
+
+@contextlib.contextmanager
+def gated_bridge(moto: Any, monkeypatch: pytest.MonkeyPatch, gate: LockstepGate, *, fifo: bool) -> Iterator[BridgeEnv]:
+    with Sandbox(on_call=gate) as sandbox:
+        env = create_bridge(moto, sandbox, monkeypatch, fifo=fifo)
+        # Held answers must not time out on the client's side before the gate lets them go.
+        monkeypatch.setenv("HUMANOS_READ_TIMEOUT", str(gate.timeout_seconds + 1))
+        monkeypatch.setenv("HUMANOS_MAX_ATTEMPTS", "1")  # a failure is final: no repeated call joins a round
+        app.dispatcher.cache_clear()
+        try:
+            yield env
+        finally:
+            if app.dispatcher.cache_info().currsize:
+                app.dispatcher().close()
+            app.dispatcher.cache_clear()
+
+
+@pytest.fixture
+def gate() -> LockstepGate:
+    return LockstepGate()
+
+
+@pytest.fixture
+def standard_gated(moto: Any, monkeypatch: pytest.MonkeyPatch, gate: LockstepGate) -> Iterator[BridgeEnv]:
+    with gated_bridge(moto, monkeypatch, gate, fifo=False) as env:
+        yield env
+
+
+@pytest.fixture
+def fifo_gated(moto: Any, monkeypatch: pytest.MonkeyPatch, gate: LockstepGate) -> Iterator[BridgeEnv]:
+    with gated_bridge(moto, monkeypatch, gate, fifo=True) as env:
+        yield env
+
+
+@pytest.mark.parametrize("size", [10, 30])
+def test_every_record_of_a_batch_is_in_flight_at_once(
+    standard_gated: BridgeEnv, gate: LockstepGate, caplog: pytest.LogCaptureFixture, size: int
+) -> None:
+    """Given a batch of 10 (the template's default BatchSize) or 30 independent events,
+    when the dispatcher handles it, then Humanos holds all of its calls unanswered at the same
+    moment (one round of the gate), each event is created once, and no pooled connection is
+    discarded (urllib3 warns when a pool is smaller than the calls in flight)."""
+    bridge = standard_gated
+    ids = [f"evt_wide_{size}_{n:03d}" for n in range(size)]
+    for event_id in ids:
+        bridge.enqueue(business_event("crm-contact-created", id=event_id))
+    gate.expect({event_id: (event_id, 0) for event_id in ids}, [size])
+    source = SqsEventSource(
+        bridge.sqs, bridge.queue_url, app.lambda_handler, batch_size=size, window_seconds=5, function_timeout=30
+    )
+    result = source.poll_once()
+    assert gate.problems == []
+    assert (result.received, result.failed_ids) == (size, [])
+    assert sorted(event_of_key(r["idempotencyKey"]) for r in bridge.sandbox.created) == ids
+    discarded = [r for r in caplog.records if "Connection pool is full" in r.getMessage()]
+    assert discarded == [], discarded[0].getMessage() if discarded else ""
+
+
+EXAMPLES = itertools.count()
+
+
+@st.composite
+def fifo_batches(draw: st.DrawFn) -> tuple[dict[str, int], list[str], dict[str, int | None]]:
+    """Lane sizes (at most 10 records in all), the order the records are enqueued in (each lane's own
+    records keep their order), and for each lane the index of the record Humanos refuses, if any."""
+    sizes_list = draw(st.lists(st.integers(1, 4), min_size=1, max_size=5).filter(lambda s: sum(s) <= 10))
+    sizes = {"abcde"[n]: size for n, size in enumerate(sizes_list)}
+    order = draw(st.permutations([lane for lane, size in sizes.items() for _ in range(size)]))
+    failures = {lane: draw(st.none() | st.integers(0, size - 1)) for lane, size in sizes.items()}
+    return sizes, list(order), failures
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=fifo_batches())
+@example(batch=({"a": 3, "b": 1}, ["a", "a", "a", "b"], {"a": 1, "b": None}))  # a1 a2 a3 b1, a2 fails
+@example(batch=({"a": 2, "b": 2, "c": 2, "d": 2, "e": 2}, list("abcdeabcde"), dict.fromkeys("abcde")))
+def test_fifo_groups_run_side_by_side_each_in_order_one_call_at_a_time(
+    fifo_gated: BridgeEnv, gate: LockstepGate, batch: tuple[dict[str, int], list[str], dict[str, int | None]]
+) -> None:
+    """Given FIFO message groups of random sizes, enqueued interleaved, some with a record Humanos refuses,
+    when one batch is dispatched, then round r of Humanos calls is exactly the r-th record of every group
+    still going, all in flight at once (groups side by side, each one call at a time, in order); a refused
+    record and every later one of its group are retried, the later ones never sent; the rest are created,
+    in group order."""
+    bridge = fifo_gated
+    sizes, order, failures = batch
+    run = next(EXAMPLES)
+    positions: dict[str, tuple[str, int]] = {}
+    event_of: dict[str, str] = {}
+    seen: Counter[str] = Counter()
+    for lane in order:
+        index = seen[lane]
+        seen[lane] += 1
+        event_id = f"evt_fifo_{run:03d}_{lane}{index}"
+        positions[event_id] = (lane, index)
+        message_id = bridge.enqueue(business_event("crm-contact-created", id=event_id), group=f"g{run:03d}{lane}")
+        event_of[message_id] = event_id
+        if failures[lane] == index:
+            bridge.sandbox.inject(Fault.status(503), times=1, body_contains=event_id.encode())
+    last_sent = {lane: size - 1 if failures[lane] is None else failures[lane] for lane, size in sizes.items()}
+    gate.expect(positions, [sum(1 for last in last_sent.values() if last >= r) for r in range(max(sizes.values()))])
+
+    result = bridge.deliver(app.lambda_handler)
+    try:
+        assert gate.problems == []
+        assert result.received == len(order)
+        held = {e for e, (lane, i) in positions.items() if failures[lane] is not None and i >= failures[lane]}
+        assert {event_of[m] for m in result.failed_ids} == held
+        posted = {event_of_key(c.headers.get("idempotency-key")) for c in bridge.sandbox.calls if c.method == "POST"}
+        sent = {e for e, (lane, i) in positions.items() if i <= last_sent[lane]}
+        assert posted & set(positions) == sent
+        created = [event_of_key(r["idempotencyKey"]) for r in bridge.sandbox.created]
+        created = [e for e in created if e in positions]
+        for lane, size in sizes.items():
+            stop = size if failures[lane] is None else failures[lane]
+            assert [positions[e][1] for e in created if positions[e][0] == lane] == list(range(stop))
+    finally:
+        # Leave nothing behind for the next example: its groups are new, but the queue is shared.
+        receipts = result.failed_receipts
+        for start in range(0, len(receipts), 10):
+            bridge.sqs.delete_message_batch(
+                QueueUrl=bridge.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(receipts[start : start + 10])],
+            )
+        bridge.sandbox.clear_faults()
+
+
+def test_rate_limit_still_bounds_calls_with_the_whole_batch_in_flight(
+    bridge: BridgeEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given a container share of 5 creations a second (RATE_LIMIT_PER_MINUTE=602 over 2 containers: a
+    bucket of 1 refilled at 300 a minute, so at most 1 + 5 calls in any second) and a Humanos that refuses
+    (429) an 8th creation within one second, when 10 events are dispatched in one batch, all at once,
+    then Humanos refuses none: the token bucket, not the number of lanes, set the pace. (A burst of the
+    10 would have drawn three 429s; one call of slack covers scheduling between token and arrival.)"""
+    monkeypatch.setenv("RATE_LIMIT_PER_MINUTE", "602")
+    monkeypatch.setenv("DISPATCHER_MAX_CONCURRENCY", "2")
+    monkeypatch.setenv("HUMANOS_MAX_ATTEMPTS", "1")  # a 429 would be a failure of the batch, not hidden by a retry
+    bridge.sandbox.set_rate_limit(7, window_seconds=1.0)
+    for n in range(10):
+        bridge.enqueue(crm_event(100 + n))
+    result = bridge.deliver(app.lambda_handler)
+    assert (result.received, result.failed_ids) == (10, [])
+    assert [c.status for c in bridge.sandbox.calls if c.method == "POST"] == [201] * 10

@@ -37,7 +37,7 @@ class IngestEnv:
 
     def invoke(self, event: dict[str, Any]) -> Answer:
         """Call the handler as Lambda would, with a fresh context."""
-        response = app.lambda_handler(event, LocalContext(10, "ingest"))
+        response = app.lambda_handler(event, LocalContext(20, "ingest"))
         return Answer(response["statusCode"], response_json(response), dict(response.get("headers") or {}))
 
     def set_sender_secrets(self, secrets: dict[str, list[str]]) -> None:
@@ -74,6 +74,7 @@ def create_ingest(moto: Any, sandbox: Any, monkeypatch: pytest.MonkeyPatch, tmp_
     secrets = {"crm": [CRM_SECRET], "shop-webhooks": [SHOP_SECRET], "hr": [HR_SECRET]}
     arn = moto.client("secretsmanager").create_secret(Name="senders", SecretString=json.dumps(secrets))["ARN"]
     monkeypatch.setenv("SENDER_SECRET_ID", arn)
+    monkeypatch.setenv("HUMANOS_CALL_DEADLINE_SECONDS", "8")  # as template.yaml sets it for the ingest function
     monkeypatch.delenv("_X_AMZN_TRACE_ID", raising=False)
     app.service.cache_clear()
     return IngestEnv(bridge, arn, monkeypatch)

@@ -39,15 +39,15 @@ def one_rule(request: dict[str, Any], **rule: Any) -> dict[str, Any]:
 
 
 def test_typical_event_becomes_a_request() -> None:
-    """Defaults: internalId is the event id, the key is source:event id:rule."""
+    """Defaults: the key is source:event id:rule, and the internalId is the key (unique per event)."""
     assert config().map_event("crm", event()) == MappedRequest(
         source="crm",
         event_type="contact.created",
         event_id="evt_1",
         rule="consent",
         idempotency_key="crm:evt_1:consent",
-        internal_id="evt_1",
-        body={"contacts": [PHONE], "groupIds": ["g"], "internalId": "evt_1"},
+        internal_id="crm:evt_1:consent",
+        body={"contacts": [PHONE], "groupIds": ["g"], "internalId": "crm:evt_1:consent"},
     )
 
 
@@ -72,7 +72,7 @@ def test_constants_expressions_and_escapes() -> None:
         "groupIds": ["g1", "g2"],
         "name": "=not an expression",
         "credentials": [{"type": "document", "name": "NDA", "data": {"n": 3, "k": 1.5, "f": False}}],
-        "internalId": "evt_1",
+        "internalId": "crm:evt_1:r",
     }
 
 
@@ -80,7 +80,7 @@ def test_null_expressions_leave_fields_and_items_out() -> None:
     """An expression that finds nothing drops its key, or its list item."""
     request = {"contacts": ["=phone", "=email"], "groupIds": ["g"], "language": "=lang"}
     body = config(one_rule(request)).map_event("crm", event()).body
-    assert body == {"contacts": [PHONE], "groupIds": ["g"], "internalId": "evt_1"}
+    assert body == {"contacts": [PHONE], "groupIds": ["g"], "internalId": "crm:evt_1:r"}
 
 
 @pytest.mark.parametrize(
@@ -375,7 +375,7 @@ def test_users_version_body() -> None:
     )
     assert wire.dumps(mapped.body) == (
         '{"users":[{"contact":"+351912345678","secondaryContact":"ana@example.com","language":"POR"}],'
-        '"groupIds":["g"],"internalId":"evt_1"}'
+        '"groupIds":["g"],"internalId":"crm:evt_1:r"}'
     )
 
 

@@ -351,7 +351,7 @@ def test_rule_errors(doc: Any, expected: list[str]) -> None:
             with_request(internalId="=id"),
             [
                 f"m.json: {RULE}.request.internalId: set internalId on the rule, not inside request; "
-                "move it up one level (it defaults to the event id)"
+                "move it up one level (it defaults to the idempotency key)"
             ],
         ),
         (

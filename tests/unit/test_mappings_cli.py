@@ -30,7 +30,18 @@ def event_path(name: str) -> str:
 def test_examples_pass_check(file: str, summary: str, capsys: pytest.CaptureFixture[str]) -> None:
     """Every shipped example is valid: exit 0 and a one-line summary."""
     assert main(["mappings", "check", file]) == 0
-    assert capsys.readouterr().out == f"OK {file}: {summary}\n"
+    assert capsys.readouterr().out.splitlines()[0] == f"OK {file}: {summary}"
+
+
+def test_check_notes_what_each_internal_id_means_for_recovery(capsys: pytest.CaptureFixture[str]) -> None:
+    """Custom internalIds (which several events may share) are noted; the default ones need no note."""
+    assert main(["mappings", "check", BRIDGE]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  note: ")]
+    assert [note.split(":")[1].strip() for note in notes] == [
+        'sources.shop.rules["order.paid"][0]',
+        'sources.hr.rules["employee.hired"][1]',
+    ]
+    assert all("custom internalId" in note for note in notes)
 
 
 def test_check_lists_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -58,11 +69,11 @@ PREVIEWS = {
         "event id:        evt_crm_0001\n"
         "rule:            marketing-consent-sms\n"
         "idempotency key: crm:evt_crm_0001:marketing-consent-sms\n"
-        "internalId:      evt_crm_0001\n"
+        "internalId:      crm:evt_crm_0001:marketing-consent-sms\n"
         "API-Version:     2026-05-17\n"
-        "body (173 bytes, signed and sent exactly as below):\n"
+        "body (199 bytes, signed and sent exactly as below):\n"
         '{"contacts":["+351912345678"],"groupIds":["grp_marketing_consent"],"securityLevel":"CONTACT",'
-        '"name":"Marketing consent for Ana","language":"POR","internalId":"evt_crm_0001"}\n'
+        '"name":"Marketing consent for Ana","language":"POR","internalId":"crm:evt_crm_0001:marketing-consent-sms"}\n'
     ),
     ("shop", "shop-order-paid"): (
         "source:          shop\n"
@@ -96,11 +107,12 @@ PREVIEWS = {
         "event id:        hr-8b21d0\n"
         "rule:            contractor-kyc\n"
         "idempotency key: hr:hr-8b21d0:contractor-kyc\n"
-        "internalId:      hr-8b21d0\n"
+        "internalId:      hr:hr-8b21d0:contractor-kyc\n"
         "API-Version:     2026-05-17\n"
-        "body (176 bytes, signed and sent exactly as below):\n"
+        "body (194 bytes, signed and sent exactly as below):\n"
         '{"contacts":["joao@example.com","+351913000111"],"securityLevel":"HUMANOS_KYC",'
-        '"groupIds":["grp_contractor_onboarding"],"name":"Contractor onboarding","internalId":"hr-8b21d0"}\n'
+        '"groupIds":["grp_contractor_onboarding"],"name":"Contractor onboarding",'
+        '"internalId":"hr:hr-8b21d0:contractor-kyc"}\n'
     ),
 }
 
@@ -124,12 +136,12 @@ def test_preview_single_source_file_needs_no_source(capsys: pytest.CaptureFixtur
         "event id:        evt_crm_0001\n"
         "rule:            marketing-consent\n"
         "idempotency key: crm:evt_crm_0001:marketing-consent\n"
-        "internalId:      evt_crm_0001\n"
+        "internalId:      crm:evt_crm_0001:marketing-consent\n"
         "API-Version:     2026-09-01\n"
-        "body (219 bytes, signed and sent exactly as below):\n"
+        "body (241 bytes, signed and sent exactly as below):\n"
         '{"users":[{"contact":"+351912345678","secondaryContact":"ana@example.com","language":"POR"}],'
         '"groupIds":["grp_marketing_consent"],"securityLevel":"CONTACT","name":"Marketing consent for Ana",'
-        '"internalId":"evt_crm_0001"}\n'
+        '"internalId":"crm:evt_crm_0001:marketing-consent"}\n'
     )
 
 
@@ -140,10 +152,10 @@ def test_preview_mask_hides_contacts(capsys: pytest.CaptureFixture[str]) -> None
     assert "+351912345678" not in out
     assert "ana@example.com" not in out
     assert out.splitlines()[-2:] == [
-        "body (219 bytes signed; contacts masked below, so these are not those bytes):",
+        "body (241 bytes signed; contacts masked below, so these are not those bytes):",
         '{"users":[{"contact":"+35********78","secondaryContact":"a***@e***.com","language":"POR"}],'
         '"groupIds":["grp_marketing_consent"],"securityLevel":"CONTACT","name":"Marketing consent for Ana",'
-        '"internalId":"evt_crm_0001"}',
+        '"internalId":"crm:evt_crm_0001:marketing-consent"}',
     ]
 
 

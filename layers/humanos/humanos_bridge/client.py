@@ -27,16 +27,18 @@ from humanos_bridge import USER_AGENT, signing, wire
 from humanos_bridge.backoff import RetryPolicy
 from humanos_bridge.classify import classify, malformed_success, parse_success
 from humanos_bridge.errors import AuthenticationError, ConfigError, MappingError, RetryableError
+from humanos_bridge.masking import mask_text
+from humanos_bridge.settings import MAX_BATCH_SIZE
 
 if TYPE_CHECKING:
     from humanos_bridge.credentials import Credentials, CredentialsSource
     from humanos_bridge.ratelimit import TokenBucket
     from humanos_bridge.settings import Settings
 
+#: Pages of ``GET /request?internalId=`` read at most by ``find_requests`` (100 requests each).
+MAX_LOOKUP_PAGES = 10
 #: Methods that never change anything on Humanos, so they may always be repeated.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-#: Connections kept per host. The dispatcher sends up to DISPATCH_WORKERS calls at once.
-POOL_MAXSIZE = 16
 # Below this, a read timeout cannot even receive a small answer; the deadline cap never goes under it.
 _MIN_READ_TIMEOUT = 0.05
 _API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -50,7 +52,9 @@ def default_pool() -> urllib3.PoolManager:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = urllib3.PoolManager(maxsize=POOL_MAXSIZE)
+            # A connection per host for each record of the largest batch, which the dispatcher sends all at
+            # once; with fewer, urllib3 opens extra connections and discards them after each call.
+            _pool = urllib3.PoolManager(maxsize=MAX_BATCH_SIZE)
         return _pool
 
 
@@ -185,13 +189,26 @@ class HumanosClient:
         """
         return self._call("POST", "/request", body, None, idempotency_key, safe=False, validate=_has_request_id)
 
-    def find_requests(self, internal_id: str, *, page_size: int = 10) -> list[dict[str, Any]]:
-        """``GET /request?internalId=``: the requests created with our own reference (to reconcile)."""
+    def find_requests(self, internal_id: str, *, page_size: int = 100) -> list[dict[str, Any]]:
+        """``GET /request?internalId=``, every page: the requests created with our own reference (to reconcile)."""
         if not internal_id:
             raise MappingError("internalId is empty; pass the reference the request was created with")
-        query = {"internalId": internal_id, "pageSize": str(page_size)}
-        response = self._call("GET", "/request", None, query, None, safe=True, validate=_has_data_list)
-        return [item for item in response.data["data"] if isinstance(item, dict)]
+        found: list[dict[str, Any]] = []
+        page, pages = 0, 1
+        while page < min(pages, MAX_LOOKUP_PAGES):
+            query = {"internalId": internal_id, "pageIndex": str(page), "pageSize": str(page_size)}
+            response = self._call("GET", "/request", None, query, None, safe=True, validate=_has_data_list)
+            found.extend(item for item in response.data["data"] if isinstance(item, dict))
+            total = response.data.get("totalPages")
+            pages = total if isinstance(total, int) and not isinstance(total, bool) else page + 1
+            page += 1
+        if pages > MAX_LOOKUP_PAGES:
+            raise MappingError(
+                f"more than {MAX_LOOKUP_PAGES * page_size} Humanos requests share internalId "
+                f"{mask_text(internal_id)!r}, too many to look through; give the rule an internalId unique to "
+                "each event (the default, the idempotency key, is)"
+            )
+        return found
 
     def call(
         self,

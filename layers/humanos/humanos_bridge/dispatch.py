@@ -1,9 +1,11 @@
 """The dispatcher: a batch of queued business events becomes Humanos requests, exactly once.
 
-Per record: parse the body, find the source, map, send once. Records run in parallel on a
-bounded worker pool (one shared connection pool), under the container's share of the Humanos
-rate limit. On FIFO queues records of one message group run in order, and a failure holds back
-the rest of its group only. Outcomes are then settled for the whole batch:
+Per record: parse the body, find the source, map, send once. Records that must run in sequence
+(a FIFO message group, duplicates of one idempotency key) share a lane; every lane of a batch is
+in flight at once, so a batch takes as long as its slowest lane, not a sum of waves. The
+container's share of the Humanos rate limit (``ratelimit.TokenBucket``), not a worker count, is
+what paces the calls. On FIFO queues records of one message group run in order, and a failure
+holds back the rest of its group only. Outcomes are then settled for the whole batch:
 
 - created / duplicate / ignored: acknowledged;
 - permanent failure: parked in the dead-letter queue with its reason, then acknowledged;
@@ -36,6 +38,7 @@ from humanos_bridge.exactly_once import ExactlyOnce
 from humanos_bridge.mapping import MappedRequest, MappingConfig
 from humanos_bridge.outcomes import Failure, classify_failure
 from humanos_bridge.queue_messages import ATTR_SOURCE, QueuedEvent, parse_batch
+from humanos_bridge.settings import MAX_BATCH_SIZE
 
 #: SQS refuses visibility timeouts above 12 hours.
 MAX_VISIBILITY_SECONDS = 43_200
@@ -104,7 +107,6 @@ class Dispatcher:
         request_queue_url: str,
         dead_letter_queue_url: str,
         default_source: str = "",
-        workers: int = 8,
         backoff: Backoff | None = None,
         settle_reserve_seconds: float = SETTLE_RESERVE_SECONDS,
         logger: Logger | None = None,
@@ -123,8 +125,10 @@ class Dispatcher:
         self.logger = logger or Logger()
         self.metrics = metrics
         self._clock = clock
-        # One pool per container: its threads share the client's connection pool.
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dispatch")
+        # One pool per container, a thread per lane: the executor starts threads only as lanes need them
+        # and reuses idle ones, so it grows to the largest batch seen. Its bound is the largest batch the
+        # event source may hand us, the same figure the HTTP and DynamoDB connection pools are sized to.
+        self._pool = ThreadPoolExecutor(max_workers=MAX_BATCH_SIZE, thread_name_prefix="dispatch")
 
     # -- the batch --------------------------------------------------------------------------------
 
@@ -137,7 +141,7 @@ class Dispatcher:
         for outcome in outcomes.values():
             self._prepare(outcome)
         lanes = self._lanes(list(outcomes.values()))
-        # list() waits for every lane (and re-raises a bug in one rather than dropping it).
+        # Every lane at once; list() waits for them all (and re-raises a bug in one rather than dropping it).
         list(self._pool.map(lambda lane: self._run_lane(lane, deadline), lanes))
         self._settle(list(outcomes.values()))
         self._report(list(outcomes.values()))
@@ -213,22 +217,14 @@ class Dispatcher:
 
     def _send(self, outcome: Outcome, deadline: float | None) -> None:
         assert outcome.mapped is not None
-        call_budget = self.sender.client.policy.deadline + self.settle_reserve_seconds
-        if deadline is not None and deadline - self._clock() < call_budget:
-            # A call started now could outlive the invocation: leave the record for the next one.
-            outcome.kind = RETRY
-            outcome.failure = Failure(True, "invocation_ending", "too little time left in this invocation", None, None)
-            return
+        # Every Humanos call must be over before the batch is settled; ExactlyOnce counts the calls it may make.
+        calls_end_by = deadline - self.settle_reserve_seconds if deadline is not None else None
         started = time.perf_counter()
         try:
             with_log_keys = {"correlation_id": outcome.event_id, "source": outcome.source}
             self.logger.thread_safe_append_keys(**with_log_keys)
             try:
-                delivery = self.sender.send(
-                    outcome.mapped,
-                    may_have_been_sent=outcome.message.may_have_been_sent,
-                    first_seen_ms=outcome.message.sent_at_ms or None,
-                )
+                delivery = self.sender.send(outcome.mapped, calls_end_by=calls_end_by)
             finally:
                 self.logger.thread_safe_remove_keys(list(with_log_keys))
         except Exception as exc:  # classified below; nothing escapes a worker thread

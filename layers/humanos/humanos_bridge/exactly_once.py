@@ -10,17 +10,33 @@ Three layers, each closing a window the one before leaves open:
    created the request but before our record says so, the record stays "in progress" only until
    the invocation's deadline (the Lambda context is registered); the next delivery calls Humanos
    again with the same key and gets the first answer back.
-3. **A look-up by ``internalId``** before creating again when an earlier attempt may have reached
-   Humanos (a redelivered message), for the case where Humanos no longer remembers the key.
+3. **A look-up by ``internalId``** before creating again, for the case where Humanos no longer
+   remembers the key. It runs whenever an earlier attempt for this event may have reached Humanos:
+   the ledger's attempt item says so, whichever message, redrive or route made that attempt.
 
-What remains: a request created at Humanos whose key Humanos forgot *and* whose mapping sets no
-``internalId`` could be created twice after a crash in the few milliseconds between Humanos's
-answer and our record's update. Mappings default ``internalId`` to the event id to close it.
+A request found by the look-up is taken as this event's only when it provably is (``_recover``):
+
+- it was created no earlier than this event's first attempt (less the clock skew);
+- no other event has claimed it: every request the bridge creates or recovers is claimed, with a
+  DynamoDB condition, by the one event it belongs to, so two events never share a request;
+- its internalId is unique to the event (the default internalId is the idempotency key), or, for a
+  custom internalId that several events may share (an employee id), its content (contacts, name)
+  is what this event's body asks for, so it was built from this event's rule. Two events whose
+  bodies are identical may each take one of two identical requests: both still get exactly one
+  request built from their own rule, and the claim keeps them from taking the same one.
+
+Anything else is not ours and a new request is created (with the same Idempotency-Key).
+
+What remains: with ``internalId: null`` there is nothing to look up; a request whose key Humanos
+forgot could then be created twice after a crash in the few milliseconds between Humanos's answer
+and our claim. Mappings default ``internalId`` to the idempotency key to close it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,7 +47,10 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import D
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from humanos_bridge import wire
+from humanos_bridge.body_validation import normalise_contact
 from humanos_bridge.client import HumanosClient
+from humanos_bridge.errors import BridgeError
+from humanos_bridge.ledger import Ledger
 from humanos_bridge.mapping import MappedRequest
 from humanos_bridge.masking import mask_contact
 
@@ -68,6 +87,19 @@ class Delivery:
         )
 
 
+class InvocationEnding(BridgeError):
+    """Too little of the invocation is left for the calls this event may still make: try it again later."""
+
+    code = "invocation_ending"
+    retryable = True
+
+
+class ClaimConflict(BridgeError):
+    """Humanos answered with a request another event owns: never acknowledged, parked for a human."""
+
+    code = "request_owned_by_another_event"
+
+
 class ExactlyOnce:
     """Sends a mapped request to Humanos at most once per idempotency key."""
 
@@ -77,8 +109,12 @@ class ExactlyOnce:
         persistence: BasePersistenceLayer,
         *,
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
+        ledger: Ledger | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
+        self.ledger = ledger or Ledger.beside(persistence, ttl_seconds=ttl_seconds)
+        self._clock = clock
         self.config = IdempotencyConfig(
             event_key_jmespath="key",
             # The same key with another body means the event changed under the same id: refuse.
@@ -102,62 +138,97 @@ class ExactlyOnce:
         if context is not None:
             self.config.register_lambda_context(context)
 
-    def send(
-        self,
-        mapped: MappedRequest,
-        *,
-        may_have_been_sent: bool,
-        first_seen_ms: int | None = None,
-    ) -> Delivery:
+    def send(self, mapped: MappedRequest, *, calls_end_by: float | None = None) -> Delivery:
         """Create the request unless this event already has one.
 
-        ``may_have_been_sent`` is true for redeliveries: look the request up by internalId first.
-        ``first_seen_ms`` (when the event was first queued) tells an earlier attempt's request from an
-        older request that shares a custom internalId.
+        ``calls_end_by`` (Unix seconds) is when every call to Humanos must be over: a call that could
+        still run then is not started (InvocationEnding), counting every call the event may still make.
         """
         task = {"key": mapped.idempotency_key, "bodyHash": body_hash(mapped.body)}
-        record = self._send_once(
-            task=task,
-            mapped=mapped,
-            may_have_been_sent=may_have_been_sent,
-            first_seen_ms=first_seen_ms,
-        )
+        record = self._send_once(task=task, mapped=mapped, calls_end_by=calls_end_by)
         return Delivery.from_record(record)
 
-    def _create(
-        self,
-        *,
-        task: dict[str, str],
-        mapped: MappedRequest,
-        may_have_been_sent: bool,
-        first_seen_ms: int | None,
-    ) -> dict[str, Any]:
-        if may_have_been_sent and mapped.internal_id:
-            found = [r for r in self.client.find_requests(mapped.internal_id) if _same_event(r, mapped, first_seen_ms)]
-            if found:
+    def _create(self, *, task: dict[str, str], mapped: MappedRequest, calls_end_by: float | None) -> dict[str, Any]:
+        key = mapped.idempotency_key
+        self._guard(calls_end_by, calls=1)
+        earlier_ms = self.ledger.record_attempt(key)
+        if earlier_ms is not None and mapped.internal_id:
+            self._guard(calls_end_by, calls=2)  # the look-up, then perhaps the POST
+            found = self._recover(mapped, earlier_ms)
+            if found is not None:
                 return {
-                    "requestId": found[0].get("id"),
+                    "requestId": found.get("id"),
                     "status": 200,
                     "recovered": True,
-                    "response": safe_response(found[0]),
+                    "response": safe_response(found),
                 }
-        response = self.client.create_request(mapped.body, mapped.idempotency_key)
+            self._guard(calls_end_by, calls=1)
+        response = self.client.create_request(mapped.body, key)
+        if response.request_id and not self.ledger.claim(response.request_id, key):
+            raise ClaimConflict(
+                f"Humanos answered with request {response.request_id}, which another event of this bridge owns; "
+                "check both events' idempotency keys in the mapping"
+            )
         return {"requestId": response.request_id, "status": response.status, "response": safe_response(response.data)}
 
+    def _recover(self, mapped: MappedRequest, earlier_ms: int) -> dict[str, Any] | None:
+        """This event's request among those with its internalId, or None when it provably has none."""
+        assert mapped.internal_id is not None
+        key = mapped.idempotency_key
+        unclaimed = []
+        for request in self.client.find_requests(mapped.internal_id):
+            created = parse_time_ms(request.get("createdAt"))
+            if not isinstance(request.get("id"), str) or (created is not None and created < earlier_ms - CLOCK_SKEW_MS):
+                continue  # older than this event's first attempt: another event's
+            owner = self.ledger.owner(request["id"])
+            if owner == key:
+                return request  # claimed by this event before its record was saved
+            if owner is None and (mapped.internal_id == key or _built_from(request, mapped)):
+                unclaimed.append(request)
+        for request in unclaimed:
+            if self.ledger.claim(request["id"], key):
+                return request
+        return None
 
-def _same_event(request: Any, mapped: MappedRequest, first_seen_ms: int | None) -> bool:
-    """Is this request (found by internalId) the one an earlier attempt for this event created?
+    def _guard(self, calls_end_by: float | None, *, calls: int) -> None:
+        if calls_end_by is None:
+            return
+        needed = calls * self.client.policy.deadline
+        if calls_end_by - self._clock() < needed:
+            raise InvocationEnding(
+                f"too little time left in this invocation for {calls} Humanos call(s) of up to "
+                f"{self.client.policy.deadline:g} s each; the event is retried"
+            )
 
-    The default internalId is the event id: unique per event, so any match is ours. A custom one
-    (an employee id, say) may also name requests of older events: only a request created after
-    this event was first queued (less clock skew) can be ours.
+
+def _built_from(request: dict[str, Any], mapped: MappedRequest) -> bool:
+    """Does a request found by a shared (custom) internalId carry this event's content?
+
+    Compared on what Humanos's answer repeats from the body: the contacts (normalised) and the name.
+    A field Humanos's answer does not show cannot tell two events apart and is not compared.
     """
-    if not isinstance(request, dict):
-        return False
-    if mapped.internal_id == mapped.event_id:
-        return True
-    created = parse_time_ms(request.get("createdAt"))
-    return first_seen_ms is not None and created is not None and created >= first_seen_ms - CLOCK_SKEW_MS
+    ours = {normalise_contact(c) or c for c in _body_contacts(mapped.body)}
+    subjects = request.get("subjects")
+    if isinstance(subjects, list):
+        theirs = {
+            normalise_contact(s["contact"]) or s["contact"]
+            for s in subjects
+            if isinstance(s, dict) and isinstance(s.get("contact"), str)
+        }
+        if theirs != ours:
+            return False
+    name = mapped.body.get("name")
+    return not ("name" in request and name is not None and request.get("name") != name)
+
+
+def _body_contacts(body: dict[str, Any]) -> list[str]:
+    """The contacts of a body in any API version (``contacts`` up to 2026-05-17, ``users[].contact`` after)."""
+    if isinstance(body.get("contacts"), list):
+        return [c for c in body["contacts"] if isinstance(c, str)]
+    users = body.get("users")
+    if isinstance(users, list):
+        return [u["contact"] for u in users if isinstance(u, dict) and isinstance(u.get("contact"), str)]
+    return []
 
 
 def parse_time_ms(value: Any) -> int | None:

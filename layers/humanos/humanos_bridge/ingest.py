@@ -170,7 +170,7 @@ class IngestService:
             if mapped is None:
                 return self._ignored(trail)
             self.sender.register_context(context)
-            delivery = self.sender.send(mapped, may_have_been_sent=False)
+            delivery = self.sender.send(mapped, calls_end_by=_calls_end_by(context))
             trail.request_id = delivery.request_id
             created = not (delivery.duplicate or delivery.recovered) and delivery.status == 201
             trail.outcome = CREATED if created else EXISTING
@@ -343,3 +343,14 @@ def refuse_unauthenticated_sources(mapping: MappingConfig) -> None:
             f'accept unsigned events; add "auth": {{"scheme": "humanos-hmac"}} or {{"scheme": "standard-webhooks"}} '
             f"to sources.{first} (and each other one listed), or remove them from the mapping the ingest function loads"
         )
+
+
+#: Kept back from the invocation's deadline for answering the sender and writing logs and metrics.
+ANSWER_RESERVE_SECONDS = 1.0
+
+
+def _calls_end_by(context: LambdaContext | None) -> float | None:
+    """When the synchronous route's Humanos calls must be over: before Lambda's deadline, with room to answer."""
+    if context is None:
+        return None
+    return time.time() + context.get_remaining_time_in_millis() / 1000 - ANSWER_RESERVE_SECONDS

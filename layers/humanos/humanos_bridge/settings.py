@@ -15,6 +15,11 @@ from typing import Any
 
 from humanos_bridge.errors import ConfigError
 
+#: The largest SQS batch the dispatcher is handed: template.yaml's BatchSize MaxValue. The dispatcher
+#: keeps every record of a batch in flight at once (the rate limit, not a worker count, paces the calls),
+#: so its threads and its HTTP and DynamoDB connection pools are sized to this, once, here.
+MAX_BATCH_SIZE = 100
+
 #: Environment variable for each setting. The template sets these; so does the local stack.
 ENV_NAMES: dict[str, str] = {
     "humanos_base_url": "HUMANOS_BASE_URL",
@@ -32,7 +37,6 @@ ENV_NAMES: dict[str, str] = {
     "dead_letter_queue_url": "DEAD_LETTER_QUEUE_URL",
     "rate_limit_per_minute": "RATE_LIMIT_PER_MINUTE",
     "max_concurrency": "DISPATCHER_MAX_CONCURRENCY",
-    "dispatch_workers": "DISPATCH_WORKERS",
     "sender_secret_id": "SENDER_SECRET_ID",
     "signature_tolerance_seconds": "SIGNATURE_TOLERANCE_SECONDS",
     "idempotency_ttl_seconds": "IDEMPOTENCY_TTL_SECONDS",
@@ -52,9 +56,10 @@ class Settings:
     #: How long a fetched secret is trusted before it is read again.
     secret_ttl_seconds: int = 300
     connect_timeout: float = 3.05
-    read_timeout: float = 10.0
-    #: Total time one logical call (all attempts and back-off) may take.
-    call_deadline_seconds: float = 20.0
+    read_timeout: float = 8.0
+    #: Total time one logical call (all attempts and back-off) may take. A redelivered event may make two
+    #: (the internalId look-up, then the POST), and both must fit in the invocation.
+    call_deadline_seconds: float = 12.0
     #: Attempts per logical call, the first included.
     max_attempts: int = 3
     #: Path of the mapping file (JSON or TOML) that turns events into request bodies.
@@ -68,8 +73,6 @@ class Settings:
     rate_limit_per_minute: int = 60
     #: The dispatcher event source's maximum concurrency; the per-container rate is the org rate divided by it.
     max_concurrency: int = 2
-    #: Records of one batch sent in parallel per container.
-    dispatch_workers: int = 8
     #: ARN or name of the secret holding sender secrets per source.
     sender_secret_id: str = ""
     signature_tolerance_seconds: int = 300
@@ -86,7 +89,6 @@ class Settings:
             "max_attempts",
             "rate_limit_per_minute",
             "max_concurrency",
-            "dispatch_workers",
             "signature_tolerance_seconds",
         )
         for name in positive:

@@ -12,6 +12,7 @@ import boto3
 import urllib3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from botocore.config import Config
 
 from humanos_bridge.client import HumanosClient
 from humanos_bridge.credentials import SecretsManagerCredentials
@@ -20,7 +21,7 @@ from humanos_bridge.errors import ConfigError
 from humanos_bridge.exactly_once import ExactlyOnce
 from humanos_bridge.mapping import MappingConfig, load_mapping_cached
 from humanos_bridge.ratelimit import TokenBucket
-from humanos_bridge.settings import ENV_NAMES, Settings
+from humanos_bridge.settings import ENV_NAMES, MAX_BATCH_SIZE, Settings
 
 if TYPE_CHECKING:
     from humanos_bridge.ingest import IngestService
@@ -76,10 +77,12 @@ def exactly_once(
     persistence: DynamoDBPersistenceLayer | None = None,
 ) -> ExactlyOnce:
     require(settings, "idempotency_table")
-    store = persistence or DynamoDBPersistenceLayer(
-        table_name=settings.idempotency_table, boto3_client=session.client("dynamodb")
-    )
-    return ExactlyOnce(client, store, ttl_seconds=settings.idempotency_ttl_seconds)
+    if persistence is None:
+        # Every record of a batch writes its idempotency record at once: with botocore's default of 10
+        # pooled connections, a larger batch would open and discard connections on each call.
+        dynamodb = session.client("dynamodb", config=Config(max_pool_connections=MAX_BATCH_SIZE))
+        persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
+    return ExactlyOnce(client, persistence, ttl_seconds=settings.idempotency_ttl_seconds)
 
 
 def dispatcher(
@@ -106,7 +109,6 @@ def dispatcher(
         request_queue_url=settings.request_queue_url,
         dead_letter_queue_url=settings.dead_letter_queue_url,
         default_source=settings.default_source,
-        workers=settings.dispatch_workers,
         logger=logger,
         metrics=metrics,
         **overrides,

@@ -53,7 +53,30 @@ def run_check(args: argparse.Namespace) -> int:
         f"OK {args.file}: {len(cfg.sources)} source(s) ({', '.join(cfg.sources)}), {rules} rule(s), "
         f"API version {cfg.api_version}"
     )
+    for note in internal_id_notes(cfg):
+        print(f"  note: {note}")
     return 0
+
+
+def internal_id_notes(cfg: MappingConfig) -> list[str]:
+    """What each rule's internalId means for recovery after an ambiguous failure (README, "Exactly once")."""
+    notes = []
+    for name in cfg.sources:
+        for rules in cfg.source(name).rules.values():
+            for rule in rules:
+                if not rule.send_internal_id:
+                    notes.append(
+                        f"{rule.path}: internalId null: after a crash, if Humanos has forgotten the Idempotency-Key, "
+                        "nothing can be looked up and the request may be created twice; drop the null to use the "
+                        "default (the idempotency key)"
+                    )
+                elif rule.internal_id is not None:
+                    notes.append(
+                        f"{rule.path}: custom internalId: several events may share it, so after an ambiguous failure "
+                        "a request found by it counts as the event's only if no other event claimed it and its "
+                        "contacts and name are the event's; the default (the idempotency key) is unique per event"
+                    )
+    return notes
 
 
 def run_preview(args: argparse.Namespace) -> int:

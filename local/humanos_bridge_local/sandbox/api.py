@@ -143,6 +143,11 @@ class HumanosApi:
             self._requests.clear()
             self._idempotency.clear()
 
+    def forget_idempotency_keys(self) -> None:
+        """As Humanos does after its (undocumented) retention: the requests stay, their keys are forgotten."""
+        with self._lock:
+            self._idempotency.clear()
+
     def created(self) -> list[dict[str, Any]]:
         with self._lock:
             return copy.deepcopy(list(self._requests.values()))

@@ -329,6 +329,10 @@ class Sandbox:
         """Admit at most ``per_minute`` creations per ``window_seconds`` (None = unlimited); history restarts."""
         self._api.set_rate_limit(per_minute, window_seconds)
 
+    def forget_idempotency_keys(self) -> None:
+        """Humanos no longer remembers any Idempotency-Key: a repeated key creates a new request."""
+        self._api.forget_idempotency_keys()
+
     def reset(self) -> None:
         """Forget calls, stored requests, idempotency records and faults; keep credentials and rate limit."""
         self._faults.clear()

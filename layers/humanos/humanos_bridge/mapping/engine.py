@@ -84,7 +84,8 @@ def _build(
     config: SourceConfig, rule: RuleConfig, event: Any, event_type: str, event_id: str, api_version: str
 ) -> MappedRequest:
     body = render(rule.request, event)
-    internal_id = _internal_id(rule, event, event_id)
+    idempotency_key = _idempotency_key(config, rule, event, event_id)
+    internal_id = _internal_id(rule, event, idempotency_key)
     if internal_id is not None:
         body["internalId"] = internal_id
     try:
@@ -97,7 +98,7 @@ def _build(
         event_type=event_type,
         event_id=event_id,
         rule=rule.name,
-        idempotency_key=_idempotency_key(config, rule, event, event_id),
+        idempotency_key=idempotency_key,
         internal_id=internal_id,
         body=body,
     )
@@ -185,11 +186,13 @@ def _unmatched(config: SourceConfig, event_type: str, why: str) -> MappingError 
     )
 
 
-def _internal_id(rule: RuleConfig, event: Any, event_id: str) -> str | None:
+def _internal_id(rule: RuleConfig, event: Any, idempotency_key: str) -> str | None:
     if not rule.send_internal_id:
         return None
     if rule.internal_id is None:
-        return event_id
+        # The idempotency key: unique per source, event and rule, even across sources that reuse event
+        # ids, so a request found by it after an ambiguous failure can only be this event's.
+        return idempotency_key
     return _text_value(rule.internal_id, event, f"{rule.path}.internalId", allow_missing=True)
 
 

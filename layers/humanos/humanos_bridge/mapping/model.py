@@ -36,7 +36,7 @@ class RuleConfig:
     path: str
     request: Obj
     when: Expression | None = None
-    #: None: use the event id. See ``send_internal_id``.
+    #: None: use the idempotency key (unique per event). See ``send_internal_id``.
     internal_id: Node | None = None
     #: False when the file says ``internalId: null`` (send none).
     send_internal_id: bool = True

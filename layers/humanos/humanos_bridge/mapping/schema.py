@@ -417,7 +417,8 @@ def _check_request(node: Obj, path: str, api_version: str, problems: _Problems, 
         if key == "internalId":
             problems.add(
                 child_path(path, key),
-                "set internalId on the rule, not inside request; move it up one level (it defaults to the event id)",
+                "set internalId on the rule, not inside request; move it up one level "
+                "(it defaults to the idempotency key)",
             )
             continue
         if is_constant(child) and check_values:

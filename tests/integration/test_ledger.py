@@ -1,0 +1,65 @@
+"""The ledger of attempts and claims, in a DynamoDB table on moto (server mode)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from humanos_bridge.ledger import Ledger
+
+
+@pytest.fixture
+def ledger(moto: Any) -> Ledger:
+    dynamodb = moto.client("dynamodb")
+    name = f"ledger-{threading.get_ident()}-{id(dynamodb)}"
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    now = iter(range(1_000, 2_000))
+    return Ledger(dynamodb, name, ttl_seconds=60, clock=lambda: float(next(now)))
+
+
+def test_first_attempt_is_new_and_later_ones_see_when_it_started(ledger: Ledger) -> None:
+    assert ledger.record_attempt("crm:1:rule") is None
+    assert ledger.record_attempt("crm:1:rule") == 1_000_000
+    assert ledger.record_attempt("crm:1:rule") == 1_000_000
+    assert ledger.record_attempt("hr:1:rule") is None
+
+
+def test_a_request_is_claimed_by_one_event_only(ledger: Ledger) -> None:
+    assert ledger.owner("req-1") is None
+    assert ledger.claim("req-1", "crm:1:rule")
+    assert ledger.claim("req-1", "crm:1:rule")  # the owner claiming again is fine
+    assert not ledger.claim("req-1", "hr:1:rule")
+    assert ledger.owner("req-1") == "crm:1:rule"
+
+
+def test_racing_claims_leave_exactly_one_owner(ledger: Ledger) -> None:
+    """Eight events claim one request at once: one wins, the others are told it is taken."""
+    results: dict[str, bool] = {}
+    gate = threading.Barrier(8)
+
+    def claim(key: str) -> None:
+        gate.wait()
+        results[key] = ledger.claim("req-race", key)
+
+    threads = [threading.Thread(target=claim, args=(f"src:{n}:rule",)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    winners = [key for key, won in results.items() if won]
+    assert len(winners) == 1
+    assert ledger.owner("req-race") == winners[0]
+
+
+def test_items_expire_with_the_idempotency_records(ledger: Ledger, moto: Any) -> None:
+    ledger.record_attempt("crm:2:rule")
+    item = moto.client("dynamodb").get_item(TableName=ledger.table, Key={"id": {"S": "attempt#crm:2:rule"}})["Item"]
+    assert int(item["expiration"]["N"]) == 1_000 + 60
