@@ -17,15 +17,6 @@ def test_a_lambda_sqs_record_is_read_with_its_attributes() -> None:
     [first, *_] = parse_batch(SAMPLE)
     assert first.attributes["source"] == "crm"
     assert (first.receive_count, first.sent_at_ms, first.group_id) == (1, 1779268501000, None)
-    assert not first.may_have_been_sent
-
-
-def test_a_redelivered_or_redriven_message_may_have_been_sent() -> None:
-    record = dict(SAMPLE["Records"][0], attributes={"ApproximateReceiveCount": "2", "SentTimestamp": "1"})
-    assert parse_batch({"Records": [record]})[0].may_have_been_sent
-    redriven = dict(SAMPLE["Records"][0])
-    redriven["messageAttributes"] = {"redriveCount": {"stringValue": "1", "dataType": "Number"}}
-    assert parse_batch({"Records": [redriven]})[0].may_have_been_sent
 
 
 @pytest.mark.parametrize(

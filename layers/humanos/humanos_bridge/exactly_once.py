@@ -17,8 +17,10 @@ Three layers, each closing a window the one before leaves open:
 A request found by the look-up is taken as this event's only when it provably is (``_recover``):
 
 - it was created no earlier than this event's first attempt (less the clock skew);
-- no other event has claimed it: every request the bridge creates or recovers is claimed, with a
-  DynamoDB condition, by the one event it belongs to, so two events never share a request;
+- no other event has claimed it: every request the bridge creates with a shared (custom) internalId,
+  and every request it recovers, is claimed with a DynamoDB condition by the one event it belongs
+  to, so two events never share a request (one with the default internalId can only be found by
+  its own event's look-up);
 - its internalId is unique to the event (the default internalId is the idempotency key), or, for a
   custom internalId that several events may share (an employee id), its content (contacts, name)
   is what this event's body asks for, so it was built from this event's rule. Two events whose
@@ -164,7 +166,10 @@ class ExactlyOnce:
                 }
             self._guard(calls_end_by, calls=1)
         response = self.client.create_request(mapped.body, key)
-        if response.request_id and not self.ledger.claim(response.request_id, key):
+        # Only a shared (custom) internalId lets another event's look-up find this request: claim it then.
+        # With the default one (the key itself) no other event can, and a DynamoDB write is saved per event.
+        shared = mapped.internal_id is not None and mapped.internal_id != key
+        if shared and response.request_id and not self.ledger.claim(response.request_id, key):
             raise ClaimConflict(
                 f"Humanos answered with request {response.request_id}, which another event of this bridge owns; "
                 "check both events' idempotency keys in the mapping"

@@ -63,15 +63,6 @@ class QueuedEvent:
     group_id: str | None
     queue_arn: str
 
-    @property
-    def redriven(self) -> bool:
-        return bool(self.attributes.get(ATTR_REDRIVE_COUNT))
-
-    @property
-    def may_have_been_sent(self) -> bool:
-        """An earlier delivery of this message may already have reached Humanos."""
-        return self.receive_count > 1 or self.redriven
-
 
 def parse_batch(event: Any) -> list[QueuedEvent]:
     """Validate a Lambda SQS event and return its records, or raise NotAnSqsBatch.
