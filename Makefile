@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint unit bench sandbox clean sam-checks infra test-lambda-python
+.PHONY: run test lint unit bench sandbox clean sam-checks infra test-lambda-python model
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,13 @@ lint: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
+
+## model: the exactly-once state machine, a long run (CI runs a short one inside `make test`)
+MODEL_EXAMPLES ?= 200
+MODEL_STEPS ?= 40
+model: $(STAMP)
+	EXACTLY_ONCE_MODEL_EXAMPLES=$(MODEL_EXAMPLES) EXACTLY_ONCE_MODEL_STEPS=$(MODEL_STEPS) \
+		$(BIN)/python -m pytest -q -s -p no:cacheprovider tests/integration/test_exactly_once_model.py
 
 ## bench: run the benchmarks; prints figures and writes bench/results.json
 bench: $(STAMP)

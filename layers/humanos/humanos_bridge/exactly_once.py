@@ -185,10 +185,10 @@ class ExactlyOnce:
             created = parse_time_ms(request.get("createdAt"))
             if not isinstance(request.get("id"), str) or (created is not None and created < earlier_ms - CLOCK_SKEW_MS):
                 continue  # older than this event's first attempt: another event's
-            owner = self.ledger.owner(request["id"])
-            if owner == key:
+            owned = self.ledger.owned_by(request["id"], key)
+            if owned:
                 return request  # claimed by this event before its record was saved
-            if owner is None and (mapped.internal_id == key or _built_from(request, mapped)):
+            if owned is None and (mapped.internal_id == key or _built_from(request, mapped)):
                 unclaimed.append(request)
         for request in unclaimed:
             if self.ledger.claim(request["id"], key):

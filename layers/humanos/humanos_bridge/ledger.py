@@ -3,15 +3,18 @@
 Two kinds of item in the idempotency table (same ``id`` key and ``expiration`` TTL as Powertools'
 records, so no new table, index or permission):
 
-- ``attempt#<idempotency key>``: written before the first ``POST /request`` for an event, whichever
+- ``attempt#<SHA-256 of the idempotency key>``: written before the first ``POST /request`` for an event, whichever
   message, redrive or route carries it; holds when that first attempt started. Its presence is the
   one fact that says "an earlier attempt may have reached Humanos", so a look-up is needed.
-- ``claim#<Humanos request id>``: the idempotency key of the one event a Humanos request belongs to.
-  Written with a condition, so two events can never both take one request.
+- ``claim#<Humanos request id>``: the SHA-256 of the idempotency key of the one event a Humanos request
+  belongs to. Written with a condition, so two events can never both take one request.
+
+Keys are stored hashed, as Powertools stores its own: a custom idempotency key may quote event data.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -54,22 +57,22 @@ class Ledger:
         """Note that an attempt for ``key`` starts now. Returns when an earlier one started (Unix ms), or None."""
         now = self._clock()
         now_ms = int(now * 1000)
-        existing = self._put_new(ATTEMPT + key, {"firstAttemptAt": {"N": str(now_ms)}}, now)
+        existing = self._put_new(ATTEMPT + _digest(key), {"firstAttemptAt": {"N": str(now_ms)}}, now)
         if existing is None:
             return None
         return int(existing.get("firstAttemptAt", {}).get("N", now_ms))
 
     def claim(self, request_id: str, key: str) -> bool:
         """Make ``request_id`` the request of the event ``key``; False when another event already owns it."""
-        existing = self._put_new(CLAIM + request_id, {"key": {"S": key}}, self._clock())
-        return existing is None or existing.get("key", {}).get("S") == key
+        existing = self._put_new(CLAIM + request_id, {"key": {"S": _digest(key)}}, self._clock())
+        return existing is None or existing.get("key", {}).get("S") == _digest(key)
 
-    def owner(self, request_id: str) -> str | None:
-        """The idempotency key of the event that owns ``request_id``, if any has claimed it."""
+    def owned_by(self, request_id: str, key: str) -> bool | None:
+        """Whether the event ``key`` owns ``request_id``: True, False (another event does), None (unclaimed)."""
         item = self.dynamodb.get_item(
             TableName=self.table, Key={self.key_attr: {"S": CLAIM + request_id}}, ConsistentRead=True
         ).get("Item")
-        return None if item is None else item.get("key", {}).get("S")
+        return None if item is None else item.get("key", {}).get("S") == _digest(key)
 
     def _put_new(self, item_id: str, values: dict[str, Any], now: float) -> dict[str, Any] | None:
         """Put the item unless it exists; the existing item when it does."""
@@ -86,3 +89,7 @@ class Ledger:
             item: dict[str, Any] = exc.response.get("Item") or {}
             return item
         return None
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
