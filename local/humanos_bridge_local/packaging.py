@@ -205,6 +205,8 @@ def _sam_build(template: Path, architecture: str, slot: Path, say: Say) -> None:
             **os.environ,
             "PATH": f"{python_dir}{os.pathsep}{os.environ.get('PATH', '')}",
             "SAM_CLI_TELEMETRY": "0",
+            # layers/humanos/Makefile fetches wheels for this architecture instead of the template's.
+            "LAYER_ARCHITECTURE": architecture,
             "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "eu-west-1"),
         },
         cwd=template.parent,

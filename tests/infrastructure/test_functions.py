@@ -120,10 +120,15 @@ def test_both_layers_are_attached_to_every_function(template: Template, function
 
 
 def test_humanos_layer_builds_python313_for_arm64(template: Template) -> None:
-    """sam build pip-installs the layer's requirements for python3.13/arm64 next to humanos_bridge under python/."""
+    """sam build runs layers/humanos/Makefile: the requirements' wheels for python3.13/arm64 next to humanos_bridge
+    under python/, compiled to bytecode."""
     layer = template.resources["HumanosLayer"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
-    assert layer.get("Metadata", {}).get("BuildMethod") == "python3.13", "HumanosLayer: Metadata.BuildMethod python3.13"
+    assert layer.get("Metadata", {}).get("BuildMethod") == "makefile", "HumanosLayer: Metadata.BuildMethod makefile"
+    makefile = (template.path.parent / "layers/humanos/Makefile").read_text(encoding="utf-8")
+    assert "build-HumanosLayer:" in makefile, "layers/humanos/Makefile needs a build-HumanosLayer target"
+    assert "LAYER_ARCHITECTURE ?= arm64" in makefile, "layers/humanos/Makefile should fetch arm64 wheels by default"
+    assert "--python-version 3.13" in makefile and "compileall" in makefile
     assert layer["Metadata"].get("BuildArchitecture") == "arm64", "HumanosLayer: Metadata.BuildArchitecture arm64"
     properties = layer["Properties"]
     assert properties["ContentUri"] == "layers/humanos/", "HumanosLayer: ContentUri should be layers/humanos/"
