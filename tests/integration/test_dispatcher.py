@@ -26,19 +26,15 @@ from humanos_bridge.queue_messages import NotAnSqsBatch
 from humanos_bridge.settings import Settings
 from humanos_bridge_local.lambda_runtime import LocalContext, SqsEventSource
 from humanos_bridge_local.sandbox import Fault, RecordedCall, Sandbox
-from tests.support.bridge import ROOT, BridgeEnv, business_event, create_bridge, load_function
+from tests.support.bridge import ROOT, BridgeEnv, business_event, create_bridge, dispatcher_bridge, load_function
 
 app = load_function("dispatcher")
 
 
 @pytest.fixture
 def bridge(moto: Any, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[BridgeEnv]:
-    env = create_bridge(moto, sandbox, monkeypatch)
-    app.dispatcher.cache_clear()
-    yield env
-    if app.dispatcher.cache_info().currsize:
-        app.dispatcher().close()
-    app.dispatcher.cache_clear()
+    with dispatcher_bridge(moto, sandbox, monkeypatch) as env:
+        yield env
 
 
 def crm_event(n: int) -> dict[str, Any]:
@@ -306,13 +302,8 @@ def test_logs_and_metrics_hold_no_contact_or_secret(
 
 @pytest.fixture
 def fifo_bridge(moto: Any, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[BridgeEnv]:
-    env = create_bridge(moto, sandbox, monkeypatch, fifo=True)
-    monkeypatch.setenv("HUMANOS_MAX_ATTEMPTS", "1")
-    app.dispatcher.cache_clear()
-    yield env
-    if app.dispatcher.cache_info().currsize:
-        app.dispatcher().close()
-    app.dispatcher.cache_clear()
+    with dispatcher_bridge(moto, sandbox, monkeypatch, fifo=True, single_attempts=True) as env:
+        yield env
 
 
 def test_fifo_failure_holds_back_its_group_only_and_order_holds(fifo_bridge: BridgeEnv) -> None:

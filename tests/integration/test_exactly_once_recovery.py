@@ -18,31 +18,21 @@ from humanos_bridge.dispatch import Backoff
 from humanos_bridge.settings import Settings
 from humanos_bridge_local.lambda_runtime import LocalContext
 from humanos_bridge_local.sandbox import Fault
-from tests.support.bridge import BridgeEnv, business_event, create_bridge, load_function
+from tests.support.bridge import BridgeEnv, business_event, dispatcher_bridge, load_function
 
 app = load_function("dispatcher")
 
 
 @pytest.fixture
 def bridge(moto: Any, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[BridgeEnv]:
-    env = create_bridge(moto, sandbox, monkeypatch)
-    monkeypatch.setenv("HUMANOS_MAX_ATTEMPTS", "1")  # each injected failure reaches the dispatcher
-    app.dispatcher.cache_clear()
-    yield env
-    if app.dispatcher.cache_info().currsize:
-        app.dispatcher().close()
-    app.dispatcher.cache_clear()
+    with dispatcher_bridge(moto, sandbox, monkeypatch, single_attempts=True) as env:
+        yield env
 
 
 @pytest.fixture
 def fifo_bridge(moto: Any, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[BridgeEnv]:
-    env = create_bridge(moto, sandbox, monkeypatch, fifo=True)
-    monkeypatch.setenv("HUMANOS_MAX_ATTEMPTS", "1")
-    app.dispatcher.cache_clear()
-    yield env
-    if app.dispatcher.cache_info().currsize:
-        app.dispatcher().close()
-    app.dispatcher.cache_clear()
+    with dispatcher_bridge(moto, sandbox, monkeypatch, fifo=True, single_attempts=True) as env:
+        yield env
 
 
 def stored_with(bridge: BridgeEnv, marker: str) -> list[dict[str, Any]]:

@@ -8,11 +8,13 @@ Lambda's event source would, read the dead-letter queue.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import json
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -143,3 +145,24 @@ def create_bridge(moto: Any, sandbox: Any, monkeypatch: Any, *, fifo: bool = Fal
     load_mapping_cached.cache_clear()
     reset_default_pool()
     return BridgeEnv(moto, sandbox, queue_url, dlq_url, "idempotency", secret_arn, fifo)
+
+
+@contextlib.contextmanager
+def dispatcher_bridge(
+    moto: Any, sandbox: Any, monkeypatch: Any, *, fifo: bool = False, single_attempts: bool = False
+) -> Iterator[BridgeEnv]:
+    """A bridge for the dispatcher function: its cached dispatcher is built fresh and closed afterwards.
+
+    ``single_attempts`` makes the client try each call once, so every injected fault reaches the dispatcher.
+    """
+    app = load_function("dispatcher")
+    env = create_bridge(moto, sandbox, monkeypatch, fifo=fifo)
+    if single_attempts:
+        monkeypatch.setenv("HUMANOS_MAX_ATTEMPTS", "1")
+    app.dispatcher.cache_clear()
+    try:
+        yield env
+    finally:
+        if app.dispatcher.cache_info().currsize:
+            app.dispatcher().close()
+        app.dispatcher.cache_clear()
