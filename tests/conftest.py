@@ -72,3 +72,11 @@ def moto(moto_server: Moto) -> Iterator[Moto]:
     import urllib3
 
     urllib3.PoolManager().request("POST", f"{moto_server.endpoint_url}/moto-api/reset")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """What tests asked to show after the run (``tests.support.run_summary``)."""
+    from tests.support import run_summary
+
+    for line in run_summary.LINES:
+        terminalreporter.write_line(line)
