@@ -24,8 +24,9 @@ A request found by the look-up is taken as this event's only when it provably is
 - its internalId is unique to the event (the default internalId is the idempotency key), or, for a
   custom internalId that several events may share (an employee id), its content (contacts, name)
   is what this event's body asks for, so it was built from this event's rule. Two events whose
-  bodies are identical may each take one of two identical requests: both still get exactly one
-  request built from their own rule, and the claim keeps them from taking the same one.
+  bodies are identical may take each other's request, never the same one (the claim); when one is
+  left with none and Humanos replays its own key with the taken request, it is parked
+  (``ClaimConflict``), never acknowledged (README, "Exactly once").
 
 Anything else is not ours and a new request is created (with the same Idempotency-Key).
 
