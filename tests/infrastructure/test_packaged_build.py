@@ -9,12 +9,11 @@ SDK once was: every deployment crashed at import) fails here, not in AWS.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support.packaged import function_spec, unresolved_imports
+from tests.support.packaged import function_spec, run_packaged, unresolved_imports
 
 FUNCTIONS = ("IngestFunction", "DispatcherFunction")
 
@@ -43,19 +42,10 @@ def test_handler_imports_from_the_build_alone_with_lambdas_variables(function: s
     """Given Lambda's reserved variables (the ones that switch Powertools into its Lambda mode), the handler
     module imports with nothing on the path but the build folder, /opt/python and the runtime's packages."""
     spec = function_spec(function, opt, environment={"POWERTOOLS_SERVICE_NAME": "humanos-bridge"})
-    environment = spec.process_environment("127.0.0.1:9", "import-check")
-    environment["_X_AMZN_TRACE_ID"] = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    trace = {"_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"}
     allowed = [str(spec.code_dir), str(spec.opt_dir / "python"), str(spec.runtime_dir)]
 
-    done = subprocess.run(
-        [spec.python, "-S", "-c", _IMPORT_HANDLER, *allowed],
-        cwd=spec.code_dir,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    done = run_packaged(spec, _IMPORT_HANDLER, *allowed, extra=trace)
 
     assert done.returncode == 0, f"{function} does not import as deployed:\n{done.stderr[-3000:]}"
     report = json.loads(done.stdout.strip().splitlines()[-1])

@@ -26,7 +26,7 @@ from humanos_bridge.queue_messages import NotAnSqsBatch
 from humanos_bridge.settings import Settings
 from humanos_bridge_local.lambda_runtime import LocalContext, SqsEventSource
 from humanos_bridge_local.sandbox import Fault, RecordedCall, Sandbox
-from tests.support.bridge import ROOT, BridgeEnv, business_event, create_bridge, dispatcher_bridge, load_function
+from tests.support.bridge import ROOT, BridgeEnv, business_event, dispatcher_bridge, load_function
 
 app = load_function("dispatcher")
 
@@ -411,18 +411,14 @@ class LockstepGate:
 
 @contextlib.contextmanager
 def gated_bridge(moto: Any, monkeypatch: pytest.MonkeyPatch, gate: LockstepGate, *, fifo: bool) -> Iterator[BridgeEnv]:
-    with Sandbox(on_call=gate) as sandbox:
-        env = create_bridge(moto, sandbox, monkeypatch, fifo=fifo)
+    # Single attempts: a failure is final, so no repeated call joins a round.
+    with (
+        Sandbox(on_call=gate) as sandbox,
+        dispatcher_bridge(moto, sandbox, monkeypatch, fifo=fifo, single_attempts=True) as env,
+    ):
         # Held answers must not time out on the client's side before the gate lets them go.
         monkeypatch.setenv("HUMANOS_READ_TIMEOUT", str(gate.timeout_seconds + 1))
-        monkeypatch.setenv("HUMANOS_MAX_ATTEMPTS", "1")  # a failure is final: no repeated call joins a round
-        app.dispatcher.cache_clear()
-        try:
-            yield env
-        finally:
-            if app.dispatcher.cache_info().currsize:
-                app.dispatcher().close()
-            app.dispatcher.cache_clear()
+        yield env
 
 
 @pytest.fixture

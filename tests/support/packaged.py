@@ -101,9 +101,19 @@ def unresolved_imports(spec: FunctionSpec, *code: Path) -> list[dict[str, Any]]:
     Every import counts, also those inside functions (a lazy import fails on the request that needs it),
     except those under ``if TYPE_CHECKING:``.
     """
-    environment = spec.process_environment("127.0.0.1:9", "scan")
-    done = subprocess.run(
-        [spec.python, "-S", "-c", _SCAN, *map(str, code)],
+    done = run_packaged(spec, _SCAN, *map(str, code))
+    if done.returncode != 0:
+        raise AssertionError(f"the import scan failed:\n{done.stderr}")
+    return list(json.loads(done.stdout))
+
+
+def run_packaged(
+    spec: FunctionSpec, script: str, *args: str, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``script`` in a fresh python3.13 as Lambda starts the function: its folder, path and variables only."""
+    environment = {**spec.process_environment("127.0.0.1:9", "check"), **(extra or {})}
+    return subprocess.run(
+        [spec.python, "-S", "-c", script, *args],
         cwd=spec.code_dir,
         env=environment,
         capture_output=True,
@@ -111,6 +121,3 @@ def unresolved_imports(spec: FunctionSpec, *code: Path) -> list[dict[str, Any]]:
         check=False,
         timeout=120,
     )
-    if done.returncode != 0:
-        raise AssertionError(f"the import scan failed:\n{done.stderr}")
-    return list(json.loads(done.stdout))
