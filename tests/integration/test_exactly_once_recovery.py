@@ -7,6 +7,7 @@ its own request (built from its own rule), never with a sibling's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -110,7 +111,9 @@ def test_a_second_message_of_an_event_looks_up_after_an_ambiguous_attempt(
 
     bridge.enqueue(event, source="crm")  # the sender's retry: a new message
     bridge.deliver(app.lambda_handler)
-    bridge.make_visible(first)
+    # Unless the jittered back-off (it may be 0 s) already let the first message into that batch:
+    with contextlib.suppress(bridge.sqs.exceptions.ReceiptHandleIsInvalid):
+        bridge.make_visible(first)
     bridge.deliver(app.lambda_handler)
 
     assert len(stored_with(bridge, "evt_ambiguous")) == 1
