@@ -16,6 +16,7 @@ import pytest
 
 from humanos_bridge import wiring
 from humanos_bridge.dispatch import Backoff
+from humanos_bridge.ledger import digest
 from humanos_bridge.settings import Settings
 from humanos_bridge_local.lambda_runtime import LocalContext
 from humanos_bridge_local.sandbox import Fault
@@ -135,3 +136,23 @@ def test_lookup_then_post_never_starts_a_call_that_could_outlive_the_invocation(
 
     assert len(second.failed_ids) == 1
     assert [(c.method, c.status) for c in bridge.sandbox.calls] == [("POST", 503)]
+
+
+def test_a_request_humanos_gives_back_that_another_event_owns_is_parked_not_acknowledged(bridge: BridgeEnv) -> None:
+    """Humanos answers the event's own Idempotency-Key with a request another event (not a twin) has claimed:
+    a request made outside the bridge with this internalId, or clocks more than 5 minutes apart. The event is
+    parked with a reason a human can act on; it is never acknowledged with that request."""
+    bridge.sandbox.inject(Fault.drop_after_processing(), times=1)
+    bridge.enqueue(employee("evt_A", "Ana"), source="hr")
+    first = bridge.deliver(app.lambda_handler)  # created at Humanos, answer lost
+    [taken] = bridge.sandbox.created
+    bridge.moto.client("dynamodb").put_item(  # another event's claim, as a wrong clock could let it happen
+        TableName=bridge.table, Item={"id": {"S": f"claim#{taken['id']}"}, "key": {"S": digest("crm:9:other")}}
+    )
+    bridge.make_visible(first)
+
+    bridge.deliver(app.lambda_handler)
+
+    [parked] = bridge.dead_letters()
+    assert parked["MessageAttributes"]["errorCode"]["StringValue"] == "request_owned_by_another_event"
+    assert len(bridge.sandbox.created) == 1

@@ -22,17 +22,28 @@ A request found by the look-up is taken as this event's only when it provably is
   to, so two events never share a request (one with the default internalId can only be found by
   its own event's look-up);
 - its internalId is unique to the event (the default internalId is the idempotency key), or, for a
-  custom internalId that several events may share (an employee id), its content (contacts, name)
-  is what this event's body asks for, so it was built from this event's rule. Two events whose
-  bodies are identical may take each other's request, never the same one (the claim); when one is
-  left with none and Humanos replays its own key with the taken request, it is parked
-  (``ClaimConflict``), never acknowledged (README, "Exactly once").
+  custom internalId that several events may share (an employee id), its content (contacts, name) is
+  what this event's body asks for AND no rival could have made it (``_provably_ours``). A rival is
+  another event with that internalId whose body differs but whose request would show the same
+  contacts and name (another rule, other groups or documents), and which attempted a request around
+  the same time: the ledger's ``uses#`` item, written before every ``POST`` and read after the listing,
+  knows every such event. Events with the very same body (twins) are no obstacle: their requests are
+  interchangeable, and when one twin took the other's, ``_reissue`` gives the other one.
 
-Anything else is not ours and a new request is created (with the same Idempotency-Key).
+Anything else is not provably ours, and a new request is created with the same Idempotency-Key: while
+Humanos remembers the key it answers with this event's own request, whichever it is.
 
-What remains: with ``internalId: null`` there is nothing to look up; a request whose key Humanos
-forgot could then be created twice after a crash in the few milliseconds between Humanos's answer
-and our claim. Mappings default ``internalId`` to the idempotency key to close it.
+What remains:
+
+- With ``internalId: null`` there is nothing to look up; a request whose key Humanos forgot could
+  then be created twice after a crash in the few milliseconds between Humanos's answer and our
+  record. Mappings default ``internalId`` to the idempotency key to close it.
+- A rival about, a lost answer, and Humanos having forgotten the key: the event's first request
+  cannot be told from the rival's, so a second one is created. A double, never a loss and never
+  another event's request.
+- ``ClaimConflict``: Humanos answers our own key with a request an event other than a twin claimed.
+  The bridge never does this to itself; it takes a request created outside the bridge with our
+  internalId, or clocks more than ``CLOCK_SKEW_MS`` apart. The event is parked, never acknowledged.
 """
 
 from __future__ import annotations
@@ -53,7 +64,7 @@ from humanos_bridge import wire
 from humanos_bridge.body_validation import normalise_contact
 from humanos_bridge.client import HumanosClient
 from humanos_bridge.errors import BridgeError
-from humanos_bridge.ledger import Ledger
+from humanos_bridge.ledger import Ledger, Use, digest
 from humanos_bridge.mapping import MappedRequest
 from humanos_bridge.masking import mask_contact
 
@@ -61,6 +72,8 @@ from humanos_bridge.masking import mask_contact
 KEY_PREFIX = "humanos-request"
 #: Tolerated difference between our clock and Humanos's when comparing creation times.
 CLOCK_SKEW_MS = 5 * 60 * 1000
+#: Humanos's Idempotency-Key for the second request of an event whose first one a twin took (``_reissue``).
+REISSUE_SUFFIX = "#reissue"
 #: Records outlive the dead-letter queue's 14-day retention: a redrive never creates twice.
 DEFAULT_TTL_SECONDS = 15 * 24 * 3600
 
@@ -153,48 +166,89 @@ class ExactlyOnce:
 
     def _create(self, *, task: dict[str, str], mapped: MappedRequest, calls_end_by: float | None) -> dict[str, Any]:
         key = mapped.idempotency_key
+        # Only a shared (custom) internalId lets another event's look-up find this event's request. With the
+        # default one (the key itself) no other event can, and two DynamoDB writes are saved per event.
+        shared = mapped.internal_id is not None and mapped.internal_id != key
         self._guard(calls_end_by, calls=1)
+        first_ms = int(self._clock() * 1000)
         earlier_ms = self.ledger.record_attempt(key)
+        if shared:
+            assert mapped.internal_id is not None
+            shows, body = content_hashes(mapped.body)
+            self.ledger.record_use(mapped.internal_id, key, shows=shows, body=body)  # before the POST: _recover
         if earlier_ms is not None and mapped.internal_id:
+            first_ms = earlier_ms
             self._guard(calls_end_by, calls=2)  # the look-up, then perhaps the POST
-            found = self._recover(mapped, earlier_ms)
+            found = self._recover(mapped, earlier_ms, shared=shared)
             if found is not None:
-                return {
-                    "requestId": found.get("id"),
-                    "status": 200,
-                    "recovered": True,
-                    "response": safe_response(found),
-                }
+                return _recovered(found)
             self._guard(calls_end_by, calls=1)
         response = self.client.create_request(mapped.body, key)
-        # Only a shared (custom) internalId lets another event's look-up find this request: claim it then.
-        # With the default one (the key itself) no other event can, and a DynamoDB write is saved per event.
-        shared = mapped.internal_id is not None and mapped.internal_id != key
         if shared and response.request_id and not self.ledger.claim(response.request_id, key):
-            raise ClaimConflict(
-                f"Humanos answered with request {response.request_id}, which another event of this bridge owns; "
-                "check both events' idempotency keys in the mapping"
-            )
+            return self._reissue(mapped, response.request_id, first_ms, calls_end_by)
         return {"requestId": response.request_id, "status": response.status, "response": safe_response(response.data)}
 
-    def _recover(self, mapped: MappedRequest, earlier_ms: int) -> dict[str, Any] | None:
-        """This event's request among those with its internalId, or None when it provably has none."""
+    def _recover(self, mapped: MappedRequest, earlier_ms: int, *, shared: bool) -> dict[str, Any] | None:
+        """This event's request among those with its internalId, or None when none provably is."""
         assert mapped.internal_id is not None
         key = mapped.idempotency_key
+        found = self.client.find_requests(mapped.internal_id)
+        # Read after the listing: every event that could have made a listed request noted its use before
+        # its POST, so it is among these.
+        others = self._others(mapped.internal_id, key, earlier_ms) if shared else []
         unclaimed = []
-        for request in self.client.find_requests(mapped.internal_id):
+        for request in found:
             created = parse_time_ms(request.get("createdAt"))
             if not isinstance(request.get("id"), str) or (created is not None and created < earlier_ms - CLOCK_SKEW_MS):
                 continue  # older than this event's first attempt: another event's
             owned = self.ledger.owned_by(request["id"], key)
             if owned:
                 return request  # claimed by this event before its record was saved
-            if owned is None and (mapped.internal_id == key or _built_from(request, mapped)):
+            if owned is None and (not shared or _provably_ours(request, mapped, others)):
                 unclaimed.append(request)
         for request in unclaimed:
             if self.ledger.claim(request["id"], key):
                 return request
         return None
+
+    def _others(self, internal_id: str, key: str, earlier_ms: int) -> list[Use]:
+        """The other events that attempted a request with this shared internalId recently enough to have made
+        one that passes the creation-time test. An attempt starts before its request is created, by at most
+        the call deadline, with up to CLOCK_SKEW_MS between any two clocks (ours, another container's,
+        Humanos's) on each side."""
+        since_ms = earlier_ms - 3 * CLOCK_SKEW_MS - int(self.client.policy.deadline * 1000)
+        mine = digest(key)
+        return [use for event, use in self.ledger.uses(internal_id).items() if event != mine and use.at_ms >= since_ms]
+
+    def _reissue(
+        self, mapped: MappedRequest, taken_id: str, first_ms: int, calls_end_by: float | None
+    ) -> dict[str, Any]:
+        """Humanos answered this event's own Idempotency-Key with a request another event has claimed.
+
+        When that event has this very body (a twin), it took this request by content, as it may: the
+        requests of twins are interchangeable. The twin's own request, left unclaimed, or else a new one
+        (under a second, stable Idempotency-Key) is then this event's. Anything else needs a human.
+        """
+        assert mapped.internal_id is not None
+        owner = self.ledger.claimant(taken_id)
+        twin = self.ledger.uses(mapped.internal_id).get(owner or "")
+        if twin is None or twin.body != content_hashes(mapped.body)[1]:
+            raise ClaimConflict(
+                f"Humanos answered with request {taken_id}, which another event of this bridge owns; "
+                "check both events' idempotency keys in the mapping"
+            )
+        self._guard(calls_end_by, calls=2)
+        found = self._recover(mapped, first_ms, shared=True)
+        if found is not None:
+            return _recovered(found)
+        self._guard(calls_end_by, calls=1)
+        response = self.client.create_request(mapped.body, mapped.idempotency_key + REISSUE_SUFFIX)
+        if response.request_id and not self.ledger.claim(response.request_id, mapped.idempotency_key):
+            raise ClaimConflict(
+                f"Humanos answered with request {response.request_id}, which another event of this bridge owns; "
+                "check both events' idempotency keys in the mapping"
+            )
+        return {"requestId": response.request_id, "status": response.status, "response": safe_response(response.data)}
 
     def _guard(self, calls_end_by: float | None, *, calls: int) -> None:
         if calls_end_by is None:
@@ -205,6 +259,25 @@ class ExactlyOnce:
                 f"too little time left in this invocation for {calls} Humanos call(s) of up to "
                 f"{self.client.policy.deadline:g} s each; the event is retried"
             )
+
+
+def _recovered(request: dict[str, Any]) -> dict[str, Any]:
+    return {"requestId": request.get("id"), "status": 200, "recovered": True, "response": safe_response(request)}
+
+
+def _provably_ours(request: dict[str, Any], mapped: MappedRequest, others: list[Use]) -> bool:
+    """May an unclaimed request found by a shared internalId be taken as this event's?
+
+    Only when it shows this event's content and no other event with ANOTHER body could have made a request
+    that shows the same: such a rival (another rule with the same contacts and name, other groups) makes
+    content prove nothing. Events with this very body (twins) are no obstacle: their requests are
+    interchangeable, and ``_reissue`` gives the twin another one.
+    """
+    if not _built_from(request, mapped):
+        return False
+    shows, body = content_hashes(mapped.body)
+    shows_all = isinstance(request.get("subjects"), list) and "name" in request
+    return not any(use.body != body and (use.shows == shows or not shows_all) for use in others)
 
 
 def _built_from(request: dict[str, Any], mapped: MappedRequest) -> bool:
@@ -251,6 +324,16 @@ def parse_time_ms(value: Any) -> int | None:
 
 def body_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(wire.dump_bytes(body)).hexdigest()
+
+
+def content_hashes(body: dict[str, Any]) -> tuple[str, str]:
+    """Short hashes of what Humanos's answers show of a body (contacts, name) and of the whole body.
+
+    64 bits each: they only tell bodies apart within one internalId's few events.
+    """
+    contacts = sorted(normalise_contact(c) or c for c in _body_contacts(body))
+    shows = hashlib.sha256(wire.dump_bytes([contacts, body.get("name")])).hexdigest()
+    return shows[:16], body_hash(body)[:16]
 
 
 def safe_response(data: Any) -> dict[str, Any]:

@@ -73,8 +73,10 @@ def internal_id_notes(cfg: MappingConfig) -> list[str]:
                 elif rule.internal_id is not None:
                     notes.append(
                         f"{rule.path}: custom internalId: several events may share it, so after an ambiguous failure "
-                        "a request found by it counts as the event's only if no other event claimed it and its "
-                        "contacts and name are the event's; the default (the idempotency key) is unique per event"
+                        "a request found by it counts as the event's only if no other event claimed it, its "
+                        "contacts and name are the event's, and no event with another body but the same contacts "
+                        "and name used it at the same time (else, once Humanos has forgotten the key, it is created "
+                        "again); the default (the idempotency key) is unique per event"
                     )
     return notes
 
