@@ -16,7 +16,11 @@ only ``dispatch_batch`` (the part that runs in Lambda) is timed.
    10-record batch costs in units of one call (1.0 when every record is in flight at once). Each
    round also times 10 concurrent ``put_item`` calls on moto (``moto_dynamodb_10_concurrent_puts``):
    moto serves them one after another, in one process, where DynamoDB would serve them side by side,
-   and each record makes ``dynamodb_calls_per_event_real`` such calls around its Humanos call.
+   and each record makes ``dynamodb_calls_per_event_real`` such calls around its Humanos call. So the
+   same rounds also time the same dispatcher with its idempotency store modelled at DynamoDB's latency
+   (``STORE_LATENCY_SECONDS`` per call, calls overlapping: ``bench/store_model.py``), 10-record and
+   1-record batches: ``*_store_modelled`` is what the dispatcher does with a batch when the store is not
+   moto.
 2. **Own cost per event**: the in-process steps of ``dispatch_batch`` timed directly in tight loops
    (no network, no Humanos, no DynamoDB/SQS): parse_batch, ``_prepare`` (Outcome, JSON, identity,
    map_event), lanes, the idempotency body hash, dump_bytes, signed_headers, the log lines, and the
@@ -47,6 +51,7 @@ import urllib3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
+from bench.store_model import ModelledPersistence
 from bench.timing import best_per_call
 from humanos_bridge import USER_AGENT, signing, wire, wiring
 from humanos_bridge.client import reset_default_pool
@@ -69,6 +74,8 @@ BATCH_SIZE = 10
 LATENCY_SECONDS = 0.1
 LATENCY_BATCHES = 7
 VOLUME_BATCHES = 100
+#: Latency of each idempotency store call in the ``store_modelled`` figures (``bench/store_model.py``).
+STORE_LATENCY_SECONDS = 0.005
 #: High enough that the per-container token bucket (capacity 1) never makes a record wait noticeably.
 RATE_LIMIT_PER_MINUTE = 600_000
 
@@ -205,32 +212,42 @@ def _naive_dispatch(naive: NaiveDispatcher, event: dict[str, Any]) -> float:
 # -- 1. a batch against a slow Humanos ------------------------------------------------------------
 
 
-def _latency_batches(stack: _Stack, sandbox: Sandbox, dispatcher: Dispatcher, naive: NaiveDispatcher) -> dict[str, Any]:
-    # Warm both (secret cached, connections open, boto3 clients built) before the latency is on.
-    for prefix, run in (("warm_real", lambda e: _real_dispatch(dispatcher, e)), ("warm_naive", naive.dispatch_batch)):
+def _latency_batches(
+    stack: _Stack, sandbox: Sandbox, dispatcher: Dispatcher, modelled: Dispatcher, naive: NaiveDispatcher
+) -> dict[str, Any]:
+    # Warm all (secret cached, connections open, boto3 clients built) before the latency is on.
+    for prefix, run in (
+        ("warm_real", lambda e: _real_dispatch(dispatcher, e)),
+        ("warm_modelled", lambda e: _real_dispatch(modelled, e)),
+        ("warm_naive", naive.dispatch_batch),
+    ):
         event = stack.batch(prefix)
         run(event)
         stack.delete(event)
     sandbox.inject(Fault.latency(LATENCY_SECONDS), method="POST")
-    times: dict[str, list[float]] = {"real": [], "naive": [], "single": []}
+    variants = ("real", "naive", "single", "modelled", "modelled_single")
+    times: dict[str, list[float]] = {which: [] for which in variants}
     bursts: list[float] = []
     dynamodb = stack.session.client("dynamodb")
     try:
         for round_ in range(LATENCY_BATCHES):
             # Rotate which goes first, so drift hits all alike.
-            order = ("real", "naive", "single")[round_ % 3 :] + ("real", "naive", "single")[: round_ % 3]
-            for which in order:
-                event = stack.batch(f"lat_{which}", 1 if which == "single" else BATCH_SIZE)
+            shift = round_ % len(variants)
+            for which in variants[shift:] + variants[:shift]:
+                event = stack.batch(f"lat_{which}", 1 if which.endswith("single") else BATCH_SIZE)
                 if which == "naive":
                     times[which].append(_naive_dispatch(naive, event))
                 else:
-                    times[which].append(_real_dispatch(dispatcher, event))
+                    times[which].append(_real_dispatch(modelled if which.startswith("modelled") else dispatcher, event))
                 stack.delete(event)
             bursts.append(_dynamodb_burst(dynamodb, round_))
     finally:
         sandbox.clear_faults()
-    real_s, naive_s, single_s = (statistics.median(times[which]) for which in ("real", "naive", "single"))
+    real_s, naive_s, single_s, modelled_s, modelled_single_s = (statistics.median(times[which]) for which in variants)
     return {
+        "batch10_latency100ms_store_modelled_ms_median": round(modelled_s * 1e3, 1),
+        "batch10_latency100ms_store_modelled_vs_naive_speedup": round(naive_s / modelled_s, 2),
+        "batch10_vs_batch1_ratio_store_modelled": round(modelled_s / modelled_single_s, 2),
         "batch10_latency100ms_real_ms_median": round(real_s * 1e3, 1),
         "batch10_latency100ms_naive_ms_median": round(naive_s * 1e3, 1),
         "batch10_latency100ms_vs_naive_speedup": round(naive_s / real_s, 2),
@@ -383,10 +400,16 @@ def run() -> dict[str, Any]:
             # Log lines go to /dev/null: their cost stays in, the terminal stays readable.
             logger = Logger(service="humanos-bridge", stream=devnull)
             dispatcher = wiring.dispatcher(settings, session=stack.session, logger=logger)
+            modelled = wiring.dispatcher(
+                settings, session=stack.session, logger=logger, persistence=ModelledPersistence(STORE_LATENCY_SECONDS)
+            )
             naive = NaiveDispatcher(
                 load_mapping(MAPPING), stack.session.client("secretsmanager"), stack.secret_arn, sandbox.base_url
             )
-            figures = _latency_batches(stack, sandbox, dispatcher, naive)
+            try:
+                figures = _latency_batches(stack, sandbox, dispatcher, modelled, naive)
+            finally:
+                modelled.close()
             figures.update(_own_cost(dispatcher, stack.batch("own"), sandbox.api_key, sandbox.signature_secret))
             dispatcher.close()
             dispatcher = None
@@ -404,7 +427,8 @@ def run() -> dict[str, Any]:
         moto.stop()
         load_mapping_cached.cache_clear()
         reset_default_pool()
-    expected = 2 * (1 + LATENCY_BATCHES + VOLUME_BATCHES) * BATCH_SIZE + LATENCY_BATCHES  # + the 1-record batches
+    # real, naive: warm-up, latency and volume batches; modelled: warm-up and latency; + the 1-record batches.
+    expected = (2 * (1 + LATENCY_BATCHES + VOLUME_BATCHES) + 1 + LATENCY_BATCHES) * BATCH_SIZE + 2 * LATENCY_BATCHES
     if created != expected:
         raise RuntimeError(f"the sandbox created {created} requests, expected {expected} (one per event)")
     figures["settings"] = (
@@ -414,7 +438,9 @@ def run() -> dict[str, Any]:
     figures["note"] = (
         "real = wiring.dispatcher built once and warm; naive = per record: get_secret_value, map, sign, "
         "POST on a new connection, sequential, no idempotency table; medians over alternating batches "
-        "(real 10, naive 10, real 1). moto_no_latency_* figures are bound by moto's own CPU time (the real "
+        "(real 10, naive 10, real 1, modelled 10, modelled 1; modelled = the real dispatcher with its idempotency "
+        f"store at {STORE_LATENCY_SECONDS * 1e3:g} ms per call, calls overlapping as on DynamoDB). "
+        "moto_no_latency_* figures are bound by moto's own CPU time (the real "
         "dispatcher makes dynamodb_calls_per_event_real DynamoDB calls per event, the naive none), not by the bridge"
     )
     return figures
