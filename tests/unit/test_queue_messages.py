@@ -43,3 +43,12 @@ def test_string_attributes_skip_empty_values_and_type_numbers() -> None:
         "source": {"DataType": "String", "StringValue": "crm"},
         "redriveCount": {"DataType": "Number", "StringValue": "2"},
     }
+
+
+def test_bodies_are_not_parsed_with_the_batch_so_a_poison_body_fails_only_its_own_record() -> None:
+    """A body nested 100,000 deep is carried as it came: it is parsed (and refused) per record, by the dispatcher."""
+    poison = "[" * 100_000 + "]" * 100_000
+    event = {"Records": [dict(SAMPLE["Records"][0], body=poison), *SAMPLE["Records"][1:]]}
+    first, *others = parse_batch(event)
+    assert first.body == poison
+    assert [m.body for m in others] == [r["body"] for r in SAMPLE["Records"][1:]]

@@ -6,6 +6,9 @@ kept (except that, as in every JavaScript object, integer-like keys such as ``"0
 ascending order), no spaces, non-ASCII as raw UTF-8, numbers in ECMAScript's shortest form (``1`` not ``1.0``,
 ``1e+21`` not ``1e21``, ``1e-7`` not ``1e-07``), lone surrogates escaped as ``\\udxxx``.
 Values JavaScript cannot represent the same way (NaN, Infinity, integers beyond 2**53) are refused.
+
+Reading goes through here too: :func:`loads` counts the nesting depth of untrusted text in linear
+time before parsing, so no body can push the parser into Python's recursion limit.
 """
 
 from __future__ import annotations
@@ -13,19 +16,27 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from itertools import accumulate
 from typing import Any
 
 from humanos_bridge.errors import SerialisationError
 
 #: Largest integer JavaScript holds exactly; beyond it Humanos's re-serialisation would differ.
 MAX_SAFE_INTEGER = 2**53 - 1
-#: Deeper bodies are refused rather than risking Python's recursion limit.
+#: Deeper bodies are refused, written or read, rather than risking Python's recursion limit.
 MAX_DEPTH = 64
 
 #: JavaScript objects list "array index" keys (canonical integers below 2**32 - 1) first, ascending.
 _MAX_ARRAY_INDEX = 2**32 - 2
 _encode_string = json.encoder.encode_basestring  # C-accelerated, raw UTF-8
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# The depth count keeps only brackets, and the quotes that say which brackets are text.
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+# Opening brackets step +1, closing ones -1 (0xff read as a signed byte).
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+# How much of a body nested_deeper_than reads first, and how many brackets _deepest sums at a time.
+_HEAD_CHARS = 1024
+_STEP_CHUNK = 16384
 
 
 def dumps(value: Any) -> str:
@@ -137,18 +148,84 @@ def _js_round_trips(value: int) -> bool:
         return False
 
 
-def loads(data: bytes | str) -> Any:
-    """Parse JSON, refusing NaN/Infinity literals that ``JSON.parse`` would refuse too."""
+def loads(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse JSON, refusing what ``JSON.parse`` refuses (NaN, Infinity) and bodies nested deeper than ``max_depth``.
+
+    Only SerialisationError escapes, whatever the input; the depth is checked in linear time first.
+    """
 
     def _refuse(constant: str) -> Any:
         raise SerialisationError(f"{constant} is not valid JSON")
 
     try:
-        return json.loads(data, parse_constant=_refuse)
+        # Decoded as json.loads decodes bytes (UTF-8, -16 or -32), so the depth is counted on the text it parses.
+        text = data if isinstance(data, str) else data.decode(json.detect_encoding(data), "surrogatepass")
+        if nested_deeper_than(text, max_depth):
+            raise SerialisationError(
+                f"body is nested deeper than {max_depth} levels; flatten the event", details={"maxDepth": max_depth}
+            )
+        return json.loads(text, parse_constant=_refuse)
     except SerialisationError:
         raise
     except (ValueError, UnicodeDecodeError) as exc:
         raise SerialisationError(f"body is not valid JSON: {_describe(exc)}") from exc
+    except RecursionError:  # unreachable after the depth check; kept so that no input can escape as a crash
+        raise SerialisationError(
+            f"body is nested deeper than {max_depth} levels; flatten the event", details={"maxDepth": max_depth}
+        ) from None
+
+
+def json_depth(data: bytes | str) -> int:
+    """Deepest nesting of arrays and objects in ``data`` (bytes are read as UTF-8), counted without parsing.
+
+    Brackets inside strings are text and do not count; a string that never closes runs to the end.
+    Linear in the length and fast: the passes over the text are ``bytes`` methods running in C, and
+    no regular expression is involved, so nothing can backtrack. Exact for every JSON document. In
+    text that is not JSON, a backslash outside a string can hide the quote after it; a parser stops
+    at that backslash and the count up to it is exact, so the result is never below the depth a
+    parser reaches.
+    """
+    return _deepest(_bracket_steps(data))
+
+
+def nested_deeper_than(text: str, limit: int) -> bool:
+    """True when ``text`` nests arrays and objects more than ``limit`` levels deep (its :func:`json_depth`).
+
+    The cheapest evidence goes first, and the count stops once the depth is past ``limit``.
+    """
+    # A body built to be too deep nearly always is from its first characters; a head's depth is
+    # never above the whole's (its brackets are the whole's first ones), so a deep head settles it.
+    if len(text) > _HEAD_CHARS and json_depth(text[:_HEAD_CHARS]) > limit:
+        return True
+    # Each level opens a bracket: a body with few of them cannot be deep (two counts at memory speed).
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    return _deepest(_bracket_steps(text), stop_above=limit) > limit
+
+
+def _bracket_steps(data: bytes | str) -> bytes:
+    """The brackets outside strings, in order: 0x01 for an opening one, 0xff (-1 as a signed byte) for a closing one."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if b"\\" in raw:
+        # Escapes pair left to right, as a parser reads them: escaped backslashes first, then the quotes
+        # still escaped are text. Every quote left opens or closes a string.
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # Split at the quotes: the even pieces are outside strings, whatever the strings hold.
+    return b"".join(raw.translate(None, _NOT_STRUCTURE).split(b'"')[::2]).translate(_STEPS)
+
+
+def _deepest(steps: bytes, *, stop_above: int | None = None) -> int:
+    """The highest running sum of ``steps``, from 0; with ``stop_above``, the first chunk's high past it."""
+    view = memoryview(steps).cast("b")
+    depth = deepest = 0
+    # In chunks, so that a count told where to stop does not read the rest; each chunk's sums run in C.
+    for start in range(0, len(steps), _STEP_CHUNK):
+        chunk = view[start : start + _STEP_CHUNK]
+        deepest = max(deepest, max(accumulate(chunk, initial=depth)))
+        if stop_above is not None and deepest > stop_above:
+            break
+        depth += 2 * steps.count(1, start, start + _STEP_CHUNK) - len(chunk)
+    return deepest
 
 
 def _describe(exc: Exception) -> str:
