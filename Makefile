@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint unit bench sandbox clean sam-checks infra test-lambda-python model
+.PHONY: run test lint unit bench sandbox clean sam-checks checkov infra test-lambda-python model
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,9 +17,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/humanos-bridge local
 
-## test: lint, type-check, SAM checks (cfn-lint, sam validate, sam build), every test suite, and the
-## unit and integration suites again on Python 3.13 (the Lambda runtime) (what CI runs)
-test: lint sam-checks
+## test: lint, type-check, SAM checks (cfn-lint, sam validate, sam build), the checkov security scan, every
+## test suite, and the unit and integration suites again on Python 3.13 (the Lambda runtime) (what CI runs)
+test: lint sam-checks checkov
 	$(BIN)/python -m pytest
 	$(MAKE) test-lambda-python
 
@@ -66,6 +66,10 @@ clean:
 sam-checks: $(STAMP)
 	bash .ci/sam-checks
 
-## infra: the SAM checks and the template tests only
-infra: sam-checks
+## checkov: security scan of the template after the SAM transform, 0 failed checks (checkov in its own .checkov-venv)
+checkov: $(STAMP)
+	bash .ci/checkov
+
+## infra: the SAM checks, the security scan and the template tests only
+infra: sam-checks checkov
 	$(BIN)/python -m pytest tests/infrastructure -q

@@ -10,18 +10,19 @@ import functools
 import warnings
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from humanos_bridge import wiring
 from humanos_bridge.dispatch import Dispatcher
+from humanos_bridge.logs import bridge_logger
 from humanos_bridge.settings import Settings
 
 # Powertools warns on every invocation that publishes no metric (GET /health, a batch that failed as a
 # whole): noise in the function's log, nothing to act on.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
-logger = Logger()
+logger = bridge_logger()
 metrics = Metrics()
 
 

@@ -12,7 +12,7 @@ import json
 import warnings
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
@@ -21,13 +21,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from humanos_bridge import wiring
 from humanos_bridge.http_request import InboundRequest
 from humanos_bridge.ingest import IngestService, Reply
+from humanos_bridge.logs import bridge_logger
 from humanos_bridge.settings import Settings
 
 # Powertools warns on every invocation that publishes no metric (GET /health, a batch that failed as a
 # whole): noise in the function's log, nothing to act on.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
-logger = Logger()
+logger = bridge_logger()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 
@@ -64,7 +65,9 @@ def _request() -> InboundRequest:
 
 
 def _respond(reply: Reply) -> Response[str]:
-    body = json.dumps(reply.body, ensure_ascii=False, separators=(",", ":"))
+    # ASCII: a lone surrogate (Humanos may echo one back in a credential's name) has no UTF-8 form,
+    # and an answer that cannot be encoded is a dropped connection, so the sender retries an accepted event.
+    body = json.dumps(reply.body, ensure_ascii=True, separators=(",", ":"))
     return Response(reply.status, content_types.APPLICATION_JSON, body, dict(reply.headers))
 
 

@@ -20,6 +20,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from humanos_bridge.errors import ConfigError
+from humanos_bridge_local.private_files import write_json as write_json  # the stack writes its files through it
 
 HOME_ENV = "HUMANOS_BRIDGE_HOME"
 ENDPOINTS_FILE = "local.json"
@@ -35,16 +36,6 @@ def home() -> Path:
 
 def endpoints_path() -> Path:
     return home() / ENDPOINTS_FILE
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write atomically, readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-    os.replace(temporary, path)
 
 
 def read_local_endpoints(path: Path | None = None) -> dict[str, Any]:

@@ -4,7 +4,8 @@ Both functions already write one structured JSON line per event (``"event accept
 created"``, ...) with its source, type, id, outcome and Humanos request id. ``FlowRecorder`` reads
 the lines the packaged functions print (what CloudWatch Logs would receive), turns those into
 ``FlowEvent`` values (kept for ``demo`` and ``status``) and hands each to a printer. So what the local
-stack shows is what the functions log in AWS, not a second account of it. Every printed value is masked.
+stack shows is what the functions log in AWS, not a second account of it. Every value is kept and printed
+in its safe form (``masking.safe_id``): masked, bounded, and with no character a terminal would obey.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from humanos_bridge.masking import mask_text
+from humanos_bridge.masking import safe_id, safe_text
 
 INGEST, DISPATCH = "ingest", "dispatch"
 #: Events kept in memory (the demo's summary and ``status``'s recent outcomes).
@@ -53,7 +54,7 @@ def flow_event(entry: Mapping[str, Any], accepted_at: dict[str, float], now: flo
     if not isinstance(outcome, str) or not str(entry.get("message", "")).startswith("event "):
         return None
     stage = INGEST if entry.get("route") else DISPATCH
-    event_id = entry.get("eventId")
+    event_id = _text(entry.get("eventId"))
     if stage == INGEST:
         latency = entry.get("latencyMs")
         if outcome == "accepted" and event_id:
@@ -62,31 +63,36 @@ def flow_event(entry: Mapping[str, Any], accepted_at: dict[str, float], now: flo
         since = accepted_at.get(str(event_id)) if event_id else None
         latency = (now - since) * 1000 if since is not None else entry.get("humanosMs")
     status = entry.get("status")
+    reason = entry.get("reason")
     return FlowEvent(
         at=now,
         stage=stage,
-        outcome=outcome,
+        outcome=safe_id(outcome),
         source=_text(entry.get("source")),
         event_type=_text(entry.get("eventType")),
-        event_id=_text(event_id),
-        request_id=_text(entry.get("requestId")),
+        event_id=event_id,
+        request_id=_text(entry.get("requestId"), mask=False),
         latency_ms=float(latency) if isinstance(latency, int | float) else None,
         status=status if isinstance(status, int) else None,
         code=_text(entry.get("cause") or entry.get("errorCode")),
-        reason=_text(entry.get("reason")),
+        reason=None if reason is None else safe_text(str(reason)),
         route=_text(entry.get("route")),
     )
 
 
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
+def _text(value: Any, *, mask: bool = True) -> str | None:
+    """A logged value as it is kept (and written to ``outcomes.json``): the functions log safe forms, but a
+    function of another version, or any other line that looks like theirs, may not."""
+    if value is None:
+        return None
+    return safe_id(str(value), mask=mask)
 
 
 def format_event(event: FlowEvent) -> str:
     """``12:00:01.250  dispatch  crm  contact.created  evt_1  created  req_9  41 ms``; event fields masked."""
     clock = time.strftime("%H:%M:%S", time.localtime(event.at)) + f".{int(event.at * 1000) % 1000:03d}"
     latency = f"{event.latency_ms:.0f} ms" if event.latency_ms is not None else "-"
-    outcome = event.outcome
+    outcome = safe_id(event.outcome)
     if event.status is not None and event.stage == INGEST and outcome in ("rejected", "failed"):
         outcome = f"{outcome} {event.status}"
     parts = [
@@ -101,15 +107,18 @@ def format_event(event: FlowEvent) -> str:
     ]
     line = "  ".join(parts)
     if event.code or event.reason:
-        line += f"  {event.code or ''}: {mask_text(event.reason or '')}"
+        line += f"  {safe_id(event.code or '')}: {safe_text(event.reason or '')}"
     return line
 
 
 def _shown(value: str | None, width: int, *, mask: bool = True) -> str:
-    """Masked (event values may quote a contact; Humanos's ids do not) and cut to the column's width."""
+    """Safe (event values may quote a contact; Humanos's ids do not) and cut to the column's width.
+
+    Again here: ``status`` prints events read back from ``outcomes.json``, a file anyone may have edited.
+    """
     if not value:
         return "-"
-    text = mask_text(str(value)) if mask else str(value)
+    text = safe_id(str(value), mask=mask)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -158,7 +167,8 @@ class FlowRecorder:
         event = flow_event(entry, self._accepted_at, time.time())
         if event is None:
             if str(entry.get("level", "")).upper() in ("WARNING", "ERROR", "CRITICAL"):
-                self._say(f"{function}: {str(entry['level']).lower()}: {entry.get('message')}")
+                level, message = safe_id(str(entry["level"]).lower()), safe_text(str(entry.get("message")))
+                self._say(f"{function}: {level}: {message}")
             return
         with self._changed:
             self._events.append(event)
@@ -171,15 +181,15 @@ class FlowRecorder:
             return
         if line.startswith("REPORT RequestId"):
             if "Init Duration:" in line:  # the first invocation of a new execution environment
-                init = line.split("Init Duration:", 1)[1].strip()
+                init = _output_line(line.split("Init Duration:", 1)[1].strip())
                 self._say(f"{function}: cold start, init {init}")
             return
-        # The runtime writes an error's traceback as one line, frames separated by carriage returns.
-        self._say(f"{function}: " + line.replace("\r", "\n    "))
+        self._say(f"{function}: {_output_line(line)}")
 
     def _say(self, text: str) -> None:
+        """``text`` is already safe: every value in it went through ``safe_id`` or ``safe_text``."""
         if self._on_other is not None:
-            self._on_other(mask_text(text))
+            self._on_other(text)
 
     @property
     def events(self) -> list[FlowEvent]:
@@ -196,6 +206,14 @@ class FlowRecorder:
                     return False
                 self._changed.wait(left)
             return True
+
+
+def _output_line(line: str) -> str:
+    """A line the runtime or Lambda printed, safe to show: the runtime writes an error's traceback as one
+    line with frames separated by carriage returns (shown one per line), and Lambda separates the fields of
+    its report lines with tabs (kept); every other character safe_text would escape is escaped."""
+    frames = ("\t".join(safe_text(cell) for cell in frame.split("\t")) for frame in line.split("\r"))
+    return "\n    ".join(frames)
 
 
 def _json_object(line: str) -> dict[str, Any] | None:

@@ -26,6 +26,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 #: API Gateway's own payload limit for HTTP APIs.
 MAX_BODY_BYTES = 10 * 1024 * 1024
+#: The answer to a Content-Length that is not a plain decimal number.
+BAD_LENGTH_MESSAGE = "Bad Request: Content-Length must be the body's size in bytes, written with the digits 0-9"
 #: Content types API Gateway passes as text; anything else arrives base64-encoded.
 _TEXT_TYPES = re.compile(r"^(text/.*|application/(json|.*\+json|xml|.*\+xml|javascript|x-www-form-urlencoded))$")
 _PARAMETER = re.compile(r"\{([A-Za-z0-9_]+)(\+?)\}")
@@ -203,11 +205,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         length_text = self.headers.get("Content-Length", "0").strip() or "0"
-        if not length_text.isdigit() or int(length_text) > MAX_BODY_BYTES:
+        # ASCII digits only: str.isdigit() also takes superscripts and other scripts' digits, which int() then
+        # refuses (a dropped connection) or reads as a number. After a bad length the body's end is unknown, so
+        # the connection is closed either way.
+        if not (length_text.isascii() and length_text.isdigit()):
+            self.close_connection = True
+            self._write(_json_answer(400, BAD_LENGTH_MESSAGE))
+            return
+        digits = length_text.lstrip("0") or "0"
+        # Compared by length first: int() refuses numbers of more than 4,300 digits.
+        if len(digits) > len(str(MAX_BODY_BYTES)) or int(digits) > MAX_BODY_BYTES:
             self.close_connection = True
             self._write(_json_answer(413, "Request Entity Too Large"))
             return
-        body = self.rfile.read(int(length_text))
+        body = self.rfile.read(int(digits))
         url = urlsplit(self.path)
         host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
         answer = self.server.gateway.handle(

@@ -15,7 +15,10 @@ Three things, each made once and kept under ``.aws-sam/local/`` until its inputs
   with python3.13 into a folder of their own. Never the dev venv.
 
 ``python -m humanos_bridge_local.packaging sam`` prints the SAM CLI's path (installing it if needed);
-``.ci/sam-checks`` uses it, so there is one place that knows how the SAM CLI is installed.
+``.ci/sam-checks`` uses it, so there is one place that knows how the SAM CLI is installed. The same goes
+for checkov (``... packaging checkov``, in ``.checkov-venv``), and ``... packaging transform`` prints the
+template as CloudFormation receives it after the SAM transform (what ``.ci/checkov`` scans and what the
+infrastructure tests read for the policies SAM generates).
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".aws-sam" / "local"
 SAM_VENV = ROOT / ".sam-venv"
 SAM_CLI_SPEC = os.environ.get("SAM_CLI_SPEC", "aws-sam-cli")
+CHECKOV_VENV = ROOT / ".checkov-venv"
+#: Pinned: each checkov release adds checks, and a new failed check must come with a template change
+#: (or a justified skip), not with an unrelated CI run. Move the pin on purpose, then run .ci/checkov.
+CHECKOV_SPEC = os.environ.get("CHECKOV_SPEC", "checkov==3.3.30")
 #: The Lambda runtime the template declares; the interpreter the packaged functions run on.
 RUNTIME = "python3.13"
 #: What the python3.13 runtime has on its path besides the function and its layers. boto3/botocore at
@@ -103,6 +110,71 @@ def sam_cli(say: Say = print) -> Path:
     _run([*pip, SAM_CLI_SPEC], f"pip install {SAM_CLI_SPEC}")
     stamp.touch()
     return sam
+
+
+def checkov_cli(say: Say = print) -> Path:
+    """checkov in ``.checkov-venv``, installed on first use: its many pinned dependencies stay out of ``.venv``."""
+    checkov = CHECKOV_VENV / "bin" / "checkov"
+    stamp = CHECKOV_VENV / (".installed-" + re.sub(r"[^A-Za-z0-9._-]", "_", CHECKOV_SPEC))
+    if stamp.exists() and checkov.exists():
+        return checkov
+    say(f"installing {CHECKOV_SPEC} into {CHECKOV_VENV.name}/, once (about a minute) ...")
+    if not (CHECKOV_VENV / "bin" / "python").exists():
+        _run([sys.executable, "-m", "venv", str(CHECKOV_VENV)], "creating checkov's venv")
+    pip = [str(CHECKOV_VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    _run([*pip, CHECKOV_SPEC], f"pip install {CHECKOV_SPEC}")
+    for old in CHECKOV_VENV.glob(".installed-*"):
+        old.unlink()
+    stamp.touch()
+    return checkov
+
+
+#: Run by the SAM CLI's interpreter, which has the SAM translator (``sam validate`` uses the same one).
+#: Local ``CodeUri``/``ContentUri`` folders become a placeholder S3 URI, as ``sam validate`` does; no AWS
+#: call is made (the template names no managed policy, so the policy map stays empty).
+_TRANSFORM = r"""
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+class NoManagedPolicyNames:
+    def load(self):
+        return {}
+
+path, parameters = sys.argv[1], json.loads(sys.argv[2])
+with open(path, encoding="utf-8") as handle:
+    template = yaml_parse(handle.read())
+for body in template.get("Resources", {}).values():
+    properties = body.get("Properties") or {}
+    for key in ("CodeUri", "ContentUri"):
+        if isinstance(properties.get(key), str) and not properties[key].startswith("s3://"):
+            properties[key] = "s3://bucket/" + properties[key].strip("/")
+# passthrough_metadata: a SAM resource's Metadata (checkov's inline skips) reaches what it becomes.
+print(json.dumps(transform(template, parameters, NoManagedPolicyNames(), passthrough_metadata=True), indent=1))
+"""
+
+
+def sam_transform(
+    template: Path = ROOT / "template.yaml", parameters: dict[str, str] | None = None, *, say: Say = print
+) -> dict[str, Any]:
+    """``template`` after the SAM transform: the CloudFormation that ``sam deploy`` submits, as a dict.
+
+    ``parameters`` are passed to the translator (it resolves only what SAM itself needs, such as a
+    function's event properties); everything else keeps its intrinsic functions.
+    """
+    python = sam_cli(say).parent / "python"
+    done = subprocess.run(
+        [str(python), "-c", _TRANSFORM, str(template), json.dumps(parameters or {})],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        env={**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "eu-west-1")},
+    )
+    if done.returncode != 0:
+        raise ConfigError(f"the SAM transform of {template} failed:\n  " + "\n  ".join(done.stderr.splitlines()[-15:]))
+    document: dict[str, Any] = json.loads(done.stdout)
+    return document
 
 
 @dataclass(frozen=True)
@@ -285,12 +357,18 @@ def main(argv: list[str]) -> int:
     if argv == ["sam"]:
         print(sam_cli(lambda text: print(text, file=sys.stderr)))
         return 0
+    if argv == ["checkov"]:
+        print(checkov_cli(lambda text: print(text, file=sys.stderr)))
+        return 0
+    if argv == ["transform"]:
+        print(json.dumps(sam_transform(say=lambda text: print(text, file=sys.stderr)), indent=1))
+        return 0
     if argv == ["build"]:
         build = ensure_build()
         runtime = ensure_runtime_packages()
         print(f"build {build.root} ({build.architecture}); runtime packages {runtime}")
         return 0
-    print("usage: python -m humanos_bridge_local.packaging sam|build", file=sys.stderr)
+    print("usage: python -m humanos_bridge_local.packaging sam|checkov|transform|build", file=sys.stderr)
     return 2
 
 

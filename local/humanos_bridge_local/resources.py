@@ -282,6 +282,21 @@ class TemplateResources:
         value = own.get(name, self.document.get("Globals", {}).get("Function", {}).get(name))
         return self.intrinsics.value(value)
 
+    def event_source_mappings(self, function: str) -> list[dict[str, Any]]:
+        """Properties (evaluated) of each ``AWS::Lambda::EventSourceMapping`` that triggers ``function``.
+
+        ``FunctionName`` is left out: it names the function, which the local stack runs itself.
+        """
+        found = []
+        for logical_id, body in self.resources.items():
+            if body.get("Type") != "AWS::Lambda::EventSourceMapping" or not self._wanted(logical_id):
+                continue
+            properties = dict(body.get("Properties", {}))
+            target = properties.pop("FunctionName", None)
+            if target in ({"Ref": function}, {"Fn::GetAtt": [function, "Arn"]}):
+                found.append(self.intrinsics.value(properties))
+        return found
+
     def _local_path(self, value: str) -> str:
         """``/opt/<file>`` becomes the file in the layer directory that ships it (layers without a build step)."""
         if not value.startswith("/opt/"):

@@ -39,7 +39,7 @@ import urllib3
 
 from humanos_bridge.errors import ConfigError
 from humanos_bridge.mapping import MappingConfig, load_mapping
-from humanos_bridge_local import endpoints, packaging
+from humanos_bridge_local import endpoints, packaging, private_files
 from humanos_bridge_local.flow import FlowEvent, FlowRecorder
 from humanos_bridge_local.http_gateway import HttpGateway, routes_from_events
 from humanos_bridge_local.lambda_runtime import SqsEventSource
@@ -138,10 +138,14 @@ class LocalStack:
         on_event: Callable[[FlowEvent], None] | None = None,
         on_message: Callable[[str], None] | None = None,
         on_humanos_call: Callable[[RecordedCall], None] | None = None,
+        on_log_line: Callable[[str, str], None] | None = None,
     ) -> None:
         self.options = options
         self._say = on_message or (lambda text: None)
         self.recorder = FlowRecorder(on_event=self._on_flow(on_event), on_other=self._say)
+        #: Every line the functions write, ``(function, line)``, EMF metric lines included (the recorder
+        #: leaves those out): what CloudWatch Logs would receive.
+        self._on_log_line = on_log_line
         self._on_humanos_call = on_humanos_call
         self.moto: Any = None
         self.sandbox: Sandbox | None = None
@@ -230,6 +234,11 @@ class LocalStack:
     @property
     def dead_letter_queue_url(self) -> str:
         return self.physical("DeadLetterQueue")
+
+    @property
+    def state_file(self) -> Path | None:
+        """Where the generated secrets are kept across restarts (``--state-dir``); None: in memory only."""
+        return None if self.options.state_dir is None else self.options.state_dir / "secrets.json"
 
     @property
     def runs(self) -> str:
@@ -386,7 +395,7 @@ class LocalStack:
     def _start_functions(self) -> None:
         """Each function's first execution environment, started and initialised in parallel (the cold starts)."""
         for function, most in ((INGEST, MAX_INGEST_ENVIRONMENTS), (DISPATCHER, 1)):
-            self.functions[function] = LambdaFunction(self._spec(function), self.recorder.feed, max_environments=most)
+            self.functions[function] = LambdaFunction(self._spec(function), self._log_sink, max_environments=most)
         warming = [threading.Thread(target=f.warm, name=f"warm-{n}") for n, f in self.functions.items()]
         for thread in warming:
             thread.start()
@@ -410,15 +419,22 @@ class LocalStack:
             tracing=resources.function_property(function, "Tracing") == "Active",
         )
 
+    def _log_sink(self, function: str, line: str) -> None:
+        if self._on_log_line is not None:
+            self._on_log_line(function, line)
+        self.recorder.feed(function, line)
+
     def _start_poller(self) -> None:
         assert self.resources is not None
         dispatcher = self.functions[DISPATCHER]
-        events = self.resources.function_property(DISPATCHER, "Events")
-        sqs_events = [e["Properties"] for e in events.values() if e.get("Type") == "SQS"]
-        if len(sqs_events) != 1:
-            raise ConfigError(f"{DISPATCHER} must have exactly one SQS event in the template (found {len(sqs_events)})")
-        mapping = sqs_events[0]
-        queue = self._queue_for_arn(str(mapping["Queue"]))
+        mappings = self.resources.event_source_mappings(DISPATCHER)
+        if len(mappings) != 1:
+            raise ConfigError(
+                f"{DISPATCHER} must have exactly one AWS::Lambda::EventSourceMapping in the template "
+                f"(found {len(mappings)})"
+            )
+        mapping = mappings[0]
+        queue = self._queue_for_arn(str(mapping["EventSourceArn"]))
         timeout = float(self.resources.function_property(DISPATCHER, "Timeout"))
         source = SqsEventSource(
             self.client("sqs"),
@@ -437,7 +453,7 @@ class LocalStack:
         for physical in self.resources.created.values():
             if physical.attributes.get("Arn") == arn:
                 return physical.ref
-        raise ConfigError(f"the dispatcher's SQS event names {arn}, which is not a queue of the template")
+        raise ConfigError(f"the dispatcher's event source names {arn}, which is not a queue of the template")
 
     def _start_gateway(self) -> None:
         assert self.resources is not None
@@ -473,24 +489,22 @@ class LocalStack:
         return handle
 
     def _stored_state(self) -> dict[str, Any]:
-        if self.options.state_dir is None:
-            return {}
-        path = self.options.state_dir / "secrets.json"
-        if not path.exists():
+        path = self.state_file
+        if path is None:
             return {}
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = private_files.read_json(path)  # only from a folder no one else can write to
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read {path}: {exc}; delete it to start with new secrets") from exc
         return data if isinstance(data, dict) else {}
 
     def _save_state(self) -> None:
-        if self.options.state_dir is None:
+        if self.state_file is None:
             return
         state: dict[str, Any] = {"senders": self.sender_secrets}
         if self.sandbox is not None:
             state["sandbox"] = {"apiKey": self.sandbox.api_key, "signatureSecret": self.sandbox.signature_secret}
-        endpoints.write_json(self.options.state_dir / "secrets.json", state)
+        endpoints.write_json(self.state_file, state)
 
     def _remove_endpoints_file(self) -> None:
         """Remove the endpoints and outcomes files, unless another stack has written them since."""

@@ -127,6 +127,47 @@ def policy_templates(policies: Any) -> Iterator[tuple[str, dict[str, Any]]]:
             yield name, arguments
 
 
+def evaluate_rules(document: dict[str, Any], overrides: dict[str, str]) -> list[str]:
+    """The ``AssertDescription`` of every template Rule assertion that fails for these parameter values.
+
+    Parameters not in ``overrides`` take their defaults, as with ``sam deploy`` and no override. Only the
+    rule functions CloudFormation offers and this template uses are known (Ref, Equals, Not, And, Or, Contains).
+    """
+    values = {name: str(spec.get("Default", "")) for name, spec in document.get("Parameters", {}).items()}
+    values.update(overrides)
+    failed = []
+    for rule in document.get("Rules", {}).values():
+        if "RuleCondition" in rule and not _rule_value(rule["RuleCondition"], values):
+            continue
+        for assertion in rule["Assertions"]:
+            if not _rule_value(assertion["Assert"], values):
+                failed.append(str(assertion.get("AssertDescription", assertion["Assert"])))
+    return failed
+
+
+def _rule_value(node: Any, values: dict[str, str]) -> Any:
+    if isinstance(node, list):
+        return [_rule_value(item, values) for item in node]
+    if not (isinstance(node, dict) and len(node) == 1):
+        return node
+    ((key, argument),) = node.items()
+    if key == "Ref":
+        return values[argument]
+    if key == "Fn::Equals":
+        left, right = (_rule_value(item, values) for item in argument)
+        return str(left) == str(right)
+    if key == "Fn::Not":
+        return not _rule_value(argument[0], values)
+    if key == "Fn::And":
+        return all(_rule_value(item, values) for item in argument)
+    if key == "Fn::Or":
+        return any(_rule_value(item, values) for item in argument)
+    if key == "Fn::Contains":
+        items, value = argument
+        return str(_rule_value(value, values)) in [str(item) for item in _rule_value(items, values)]
+    raise ValueError(f"rule function {key} is not evaluated by these tests; add it to cfn_template._rule_value")
+
+
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from cfn_template import Template, references
+from cfn_template import Template, evaluate_rules, references
 
 from humanos_bridge.dispatch import SETTLE_RESERVE_SECONDS
 from humanos_bridge.ingest import ANSWER_RESERVE_SECONDS
+from humanos_bridge.replays import IN_PROGRESS_SECONDS
 from humanos_bridge.settings import ENV_NAMES, MAX_BATCH_SIZE
 
 FUNCTIONS = ("IngestFunction", "DispatcherFunction")
@@ -205,6 +208,13 @@ def test_call_deadline_fits_in_each_function_timeout(template: Template) -> None
         assert read <= deadline, f"{function}: HUMANOS_READ_TIMEOUT {read} exceeds the call deadline {deadline}"
 
 
+def test_a_live_ingest_invocation_keeps_its_replay_claim(template: Template) -> None:
+    """A copy of a delivery may take over its claim after IN_PROGRESS_SECONDS: by then the invocation that made
+    the claim must be over (Lambda kills it at Timeout), or two would handle one delivery."""
+    timeout = template.resolve_number(template.function("IngestFunction")["Timeout"])
+    assert timeout < IN_PROGRESS_SECONDS, f"IngestFunction Timeout {timeout} s: raise replays.IN_PROGRESS_SECONDS"
+
+
 def test_ingest_serves_the_three_routes_on_the_http_api(template: Template) -> None:
     """POST /events/{source}, POST /requests/{source} and GET /health, on HttpApi, payload format 2.0."""
     events = template.function("IngestFunction")["Events"]
@@ -218,27 +228,40 @@ def test_ingest_serves_the_three_routes_on_the_http_api(template: Template) -> N
     assert routes == {("POST", "/events/{source}"), ("POST", "/requests/{source}"), ("GET", "/health")}
 
 
+def _event_source(template: Template) -> dict[str, Any]:
+    """The one AWS::Lambda::EventSourceMapping, asserted to be the dispatcher's only trigger."""
+    mappings = template.of_type("AWS::Lambda::EventSourceMapping")
+    assert len(mappings) == 1, "one event source mapping: RequestQueue -> DispatcherFunction"
+    assert "Events" not in template.function("DispatcherFunction"), (
+        "DispatcherFunction: no SAM Events; its SQS event would attach AWSLambdaSQSQueueExecutionRole (every queue)"
+    )
+    (mapping,) = mappings.values()
+    return dict(mapping["Properties"])
+
+
 def test_dispatcher_reads_the_request_queue_reporting_partial_failures(template: Template) -> None:
-    """One SQS event source on RequestQueue; failed records are reported one by one, not the whole batch."""
-    events = template.function("DispatcherFunction")["Events"]
-    assert len(events) == 1, "DispatcherFunction should have exactly one event source (the request queue)"
-    (event,) = events.values()
-    assert event["Type"] == "SQS"
-    properties = event["Properties"]
-    assert properties["Queue"] == {"Fn::GetAtt": ["RequestQueue", "Arn"]}, "Queue: !GetAtt RequestQueue.Arn"
+    """One event source on RequestQueue; failed records are reported one by one, not the whole batch."""
+    properties = _event_source(template)
+    assert properties["FunctionName"] == {"Ref": "DispatcherFunction"}, "FunctionName: !Ref DispatcherFunction"
+    assert properties["EventSourceArn"] == {"Fn::GetAtt": ["RequestQueue", "Arn"]}, "!GetAtt RequestQueue.Arn"
     assert properties.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], (
-        "DispatcherFunction SQS event: set FunctionResponseTypes: [ReportBatchItemFailures]"
+        "the event source: set FunctionResponseTypes: [ReportBatchItemFailures]"
     )
-    assert properties.get("BatchSize") == {"Ref": "BatchSize"}, "SQS event: BatchSize: !Ref BatchSize"
+    assert properties.get("BatchSize") == {"Ref": "BatchSize"}, "event source: BatchSize: !Ref BatchSize"
     assert properties.get("MaximumBatchingWindowInSeconds") == {"Ref": "BatchingWindowSeconds"}, (
-        "SQS event: MaximumBatchingWindowInSeconds: !Ref BatchingWindowSeconds"
+        "event source: MaximumBatchingWindowInSeconds: !Ref BatchingWindowSeconds"
     )
+
+
+def test_event_source_keeps_the_logical_id_sam_gave_it(template: Template) -> None:
+    """Stacks deployed with the former SAM "Requests" event update their mapping in place; under another id
+    CloudFormation would first create a second mapping for the same queue and function, which Lambda refuses."""
+    assert list(template.of_type("AWS::Lambda::EventSourceMapping")) == ["DispatcherFunctionRequests"]
 
 
 def test_rate_limiter_and_event_source_share_one_concurrency_parameter(template: Template) -> None:
     """The token bucket divides the org rate by DISPATCHER_MAX_CONCURRENCY; it must be the event source's limit."""
-    (event,) = template.function("DispatcherFunction")["Events"].values()
-    scaling = event["Properties"].get("ScalingConfig", {}).get("MaximumConcurrency")
+    scaling = _event_source(template).get("ScalingConfig", {}).get("MaximumConcurrency")
     environment = template.environment("DispatcherFunction")["DISPATCHER_MAX_CONCURRENCY"]
     assert isinstance(scaling, dict) and set(scaling) == {"Ref"}, "ScalingConfig.MaximumConcurrency: !Ref a parameter"
     assert environment == scaling, (
@@ -254,6 +277,29 @@ def test_default_batch_settings_are_accepted_by_lambda(template: Template) -> No
     batch = template.parameters["BatchSize"]
     assert "BatchingWindowSeconds" in batch["Description"], "BatchSize: say that above 10 needs BatchingWindowSeconds"
     assert int(batch["Default"]) <= 10 or int(template.parameters["BatchingWindowSeconds"]["Default"]) >= 1
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "window", "accepted"),
+    [
+        ("10", "0", True),
+        ("1", "0", True),
+        ("11", "0", False),
+        ("100", "0", False),
+        ("11", "1", True),
+        ("100", "20", True),
+    ],
+)
+def test_a_rule_refuses_batches_above_ten_without_a_window(
+    template: Template, batch_size: str, window: str, accepted: bool
+) -> None:
+    """Lambda would refuse to create the event source half-way through a deployment; the template's Rules
+    refuse the parameters up front, with a message that names both."""
+    failed = evaluate_rules(template.document, {"BatchSize": batch_size, "BatchingWindowSeconds": window})
+    about_batches = [message for message in failed if "BatchSize" in message]
+    assert (not about_batches) is accepted, f"BatchSize={batch_size}, BatchingWindowSeconds={window}: {failed}"
+    if not accepted:
+        assert "BatchingWindowSeconds" in about_batches[0]
 
 
 def test_largest_batch_is_what_the_dispatcher_sizes_its_threads_and_pools_for(template: Template) -> None:

@@ -6,7 +6,7 @@ import shlex
 from typing import Any
 
 import pytest
-from cfn_template import Template, conditions_used, references
+from cfn_template import Template, conditions_used, evaluate_rules, references
 
 #: The knobs a user tunes, with the defaults README.md documents.
 DOCUMENTED_DEFAULTS = {
@@ -28,6 +28,12 @@ DOCUMENTED_DEFAULTS = {
     "ThrottlingRateLimit": 20,
     "ServiceName": "humanos-bridge",
     "MetricsNamespace": "HumanosBridge",
+    "QueueAgeAlarmSeconds": 900,
+    "QueueRetentionAlarmPercent": 50,
+    "SecretsKmsKeyArn": "",
+    "LogsKmsKeyArn": "",
+    "TableKmsKeyArn": "",
+    "AlarmTopicKmsKeyArn": "",
 }
 
 
@@ -104,3 +110,18 @@ def test_samconfig_overrides_name_real_parameters(
         assert name in template.parameters, f"samconfig [{environment}] overrides unknown parameter {name}"
         allowed = template.parameters[name].get("AllowedValues")
         assert allowed is None or value in [str(item) for item in allowed], f"{name}={value} not in {allowed}"
+
+
+@pytest.mark.parametrize(("environment", "refused"), [("default", []), ("prod", ["AlarmEmail"])])
+def test_samconfig_environments_pass_the_templates_rules_except_prods_alarm_email(
+    template: Template, samconfig: dict[str, Any], environment: str, refused: list[str]
+) -> None:
+    """The development stack deploys as configured; prod stops until someone sets who receives its alarms
+    (an empty AlarmEmail used to mean nobody), and for no other reason."""
+    overrides = dict(
+        item.partition("=")[::2]
+        for item in shlex.split(samconfig[environment]["deploy"]["parameters"]["parameter_overrides"])
+    )
+    failed = evaluate_rules(template.document, overrides)
+    assert [name for name in ("AlarmEmail", "BatchSize", "CreateSecrets") if any(name in f for f in failed)] == refused
+    assert len(failed) == len(refused), failed

@@ -20,6 +20,7 @@ ALLOWED_TARGETS = {
         "ExistingHumanosSecretArn",
         "IdempotencyTable",
         "SecretsKmsKeyArn",
+        "TableKmsKeyArn",
     },
     "DispatcherFunction": {
         "RequestQueue",
@@ -28,6 +29,7 @@ ALLOWED_TARGETS = {
         "ExistingHumanosSecretArn",
         "IdempotencyTable",
         "SecretsKmsKeyArn",
+        "TableKmsKeyArn",
     },
 }
 
@@ -98,19 +100,36 @@ def test_inline_actions_name_single_operations(template: Template, function: str
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
-def test_kms_grant_exists_only_for_a_customer_managed_key_and_only_via_secrets_manager(
-    template: Template, function: str
+@pytest.mark.parametrize(
+    ("condition", "key", "service"),
+    [("HasSecretsKmsKey", "SecretsKmsKeyArn", "secretsmanager"), ("HasTableKmsKey", "TableKmsKeyArn", "dynamodb")],
+)
+def test_kms_grant_exists_only_for_a_customer_managed_key_and_only_via_its_service(
+    template: Template, function: str, condition: str, key: str, service: str
 ) -> None:
-    """AWS-managed keys need no grant; a customer key gets kms:Decrypt through Secrets Manager only."""
-    conditional = [item for item in _policies(template, function) if isinstance(item, dict) and "Fn::If" in item]
-    assert len(conditional) == 1, f"{function}: expected one conditional policy (the KMS grant)"
-    condition, granted, otherwise = conditional[0]["Fn::If"]
-    assert condition == "HasSecretsKmsKey" and otherwise == {"Ref": "AWS::NoValue"}
+    """AWS-managed keys need no grant; a customer key is usable only through the service that holds the data."""
+    conditional = [
+        item["Fn::If"]
+        for item in _policies(template, function)
+        if isinstance(item, dict) and "Fn::If" in item and item["Fn::If"][0] == condition
+    ]
+    assert len(conditional) == 1, f"{function}: expected one policy under {condition} (the grant on {key})"
+    _, granted, otherwise = conditional[0]
+    assert otherwise == {"Ref": "AWS::NoValue"}, f"{function}: no grant at all without {key}"
     (statement,) = granted["Statement"]
-    assert statement["Action"] == "kms:Decrypt" and statement["Resource"] == {"Ref": "SecretsKmsKeyArn"}
-    assert "kms:ViaService" in statement["Condition"]["StringEquals"], "limit kms:Decrypt with kms:ViaService"
-    kms_anywhere = [s for s in _statements(template, function) if "kms:" in str(s["Action"])]
-    assert kms_anywhere == [statement], f"{function}: no other KMS statement"
+    assert statement["Resource"] == {"Ref": key}
+    via = statement["Condition"]["StringEquals"]["kms:ViaService"]
+    assert via == {"Fn::Sub": f"{service}.${{AWS::Region}}.amazonaws.com"}, "limit the key with kms:ViaService"
+    if service == "secretsmanager":
+        assert statement["Action"] == "kms:Decrypt", "reading a secret needs kms:Decrypt only"
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_kms_statement_is_one_of_the_conditional_key_grants(template: Template, function: str) -> None:
+    """No KMS permission outside the two optional keys' grants."""
+    for statement in _statements(template, function):
+        if "kms:" in str(statement["Action"]):
+            assert statement["Resource"] in ({"Ref": "SecretsKmsKeyArn"}, {"Ref": "TableKmsKeyArn"}), statement
 
 
 def test_every_wildcard_resource_line_is_explained(template: Template) -> None:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from cfn_template import Template, references
+from cfn_template import Template, evaluate_rules, references
 
 FOURTEEN_DAYS = 14 * 24 * 3600
 
@@ -32,12 +32,104 @@ def test_request_queue_redrives_to_the_dead_letter_queue(template: Template) -> 
     assert template.parameters["MaxReceiveCount"]["Default"] == 5, "MaxReceiveCount: default 5"
 
 
-def test_dead_letter_queue_keeps_messages_fourteen_days(template: Template) -> None:
-    """14 days (the SQS maximum) to read, fix and redrive; longer than the source queue, whose clock it inherits."""
-    dlq = template.resolve_number(template.properties("DeadLetterQueue")["MessageRetentionPeriod"])
-    source = template.resolve_number(template.properties("RequestQueue").get("MessageRetentionPeriod", 345600))
-    assert dlq == FOURTEEN_DAYS, f"DeadLetterQueue MessageRetentionPeriod should be {FOURTEEN_DAYS}, not {dlq}"
-    assert source < dlq, "RequestQueue retention must be shorter than the DLQ's: redriven messages keep their age"
+@pytest.mark.parametrize("queue", ["RequestQueue", "DeadLetterQueue"])
+def test_queues_keep_messages_fourteen_days(template: Template, queue: str) -> None:
+    """14 days, the SQS maximum: a backlog must not expire silently (4 days were ~345,000 events at Humanos's
+    60 a minute), and the DLQ gives a human time to read, fix and redrive."""
+    retention = template.resolve_number(template.properties(queue).get("MessageRetentionPeriod", 345600))
+    assert retention == FOURTEEN_DAYS, f"{queue} MessageRetentionPeriod should be {FOURTEEN_DAYS}, not {retention}"
+
+
+@pytest.mark.parametrize(
+    ("alarm", "queue"), [("RequestQueueExpiryAlarm", "RequestQueue"), ("DeadLetterExpiryAlarm", "DeadLetterQueue")]
+)
+def test_expiry_alarm_compares_the_oldest_message_with_the_queues_retention(
+    template: Template, alarm: str, queue: str
+) -> None:
+    """SQS deletes a message at the retention without a trace: the alarm fires at QueueRetentionAlarmPercent of
+    that queue's own MessageRetentionPeriod, long before."""
+    properties = template.properties(alarm)
+    queries = {query["Id"]: query for query in properties["Metrics"]}
+    (stat,) = [query["MetricStat"] for query in queries.values() if "MetricStat" in query]
+    assert stat["Metric"]["MetricName"] == "ApproximateAgeOfOldestMessage" and stat["Stat"] == "Maximum"
+    assert stat["Metric"]["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
+    (returned,) = [query for query in queries.values() if query.get("ReturnData", True)]
+    retention = template.resolve_number(template.properties(queue)["MessageRetentionPeriod"])
+    metric_id = next(key for key, query in queries.items() if "MetricStat" in query)
+    assert returned["Expression"].replace(" ", "") == f"100*{metric_id}/{retention}", (
+        f"{alarm}: the expression must divide by {queue}'s retention ({retention} s)"
+    )
+    assert properties["Threshold"] == {"Ref": "QueueRetentionAlarmPercent"}
+    assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    percent = template.parameters["QueueRetentionAlarmPercent"]
+    assert 0 < int(percent["MinValue"]) <= int(percent["Default"]) <= int(percent["MaxValue"]) < 100
+
+
+def test_backlog_alarm_stays_beside_the_expiry_alarm(template: Template) -> None:
+    """The short QueueAgeAlarmSeconds alarm (a backlog building) is kept: the expiry alarm comes days later."""
+    properties = template.properties("RequestQueueAgeAlarm")
+    assert properties["MetricName"] == "ApproximateAgeOfOldestMessage"
+    assert properties["Threshold"] == {"Ref": "QueueAgeAlarmSeconds"}
+
+
+def test_dead_letter_alarm_fires_on_each_new_arrival(template: Template) -> None:
+    """Not "DLQ not empty" (one notification, then 14 days in ALARM): new dead letters per period, counting
+    both what the dispatcher sends (NumberOfMessagesSent) and what SQS moves in after MaxReceiveCount,
+    which NumberOfMessagesSent does not count (a rise of the visible messages does)."""
+    properties = template.properties("DeadLetterArrivalsAlarm")
+    queries = {query["Id"]: query for query in properties["Metrics"]}
+    stats = {
+        query["MetricStat"]["Metric"]["MetricName"]: (key, query["MetricStat"])
+        for key, query in queries.items()
+        if "MetricStat" in query
+    }
+    assert set(stats) == {"NumberOfMessagesSent", "ApproximateNumberOfMessagesVisible"}
+    for _, stat in stats.values():
+        assert stat["Metric"]["Dimensions"] == [
+            {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}
+        ]
+        assert not queries[_]["ReturnData"]
+    (returned,) = [query for query in queries.values() if query.get("ReturnData", True)]
+    sent, visible = stats["NumberOfMessagesSent"][0], stats["ApproximateNumberOfMessagesVisible"][0]
+    expression = returned["Expression"]
+    assert f"FILL({sent}, 0)" in expression and f"DIFF(FILL({visible}, 0))" in expression
+    assert stats["NumberOfMessagesSent"][1]["Stat"] == "Sum"
+    assert properties["Threshold"] == 0 and properties["ComparisonOperator"] == "GreaterThanThreshold"
+    assert "DeadLetterQueueAlarm" not in template.resources, "the old 'not empty' alarm notified only once"
+
+
+@pytest.mark.parametrize(
+    "resource", ["RequestQueue", "DeadLetterQueue", "IdempotencyTable", "HumanosSecret", "SenderSecret"]
+)
+def test_stateful_resources_survive_stack_deletion_and_replacement(template: Template, resource: str) -> None:
+    """Queued events, dead letters, the idempotency records and the secrets' values are kept when the stack is
+    deleted or the resource replaced (README.md says what to delete by hand)."""
+    body = template.resources[resource]
+    assert body.get("DeletionPolicy") == "Retain", f"{resource}: DeletionPolicy: Retain"
+    assert body.get("UpdateReplacePolicy") == "Retain", f"{resource}: UpdateReplacePolicy: Retain"
+
+
+@pytest.mark.parametrize(
+    ("resource", "path", "key", "condition"),
+    [
+        ("IngestLogGroup", ("KmsKeyId",), "LogsKmsKeyArn", "HasLogsKmsKey"),
+        ("DispatcherLogGroup", ("KmsKeyId",), "LogsKmsKeyArn", "HasLogsKmsKey"),
+        ("ApiAccessLogGroup", ("KmsKeyId",), "LogsKmsKeyArn", "HasLogsKmsKey"),
+        ("IdempotencyTable", ("SSESpecification", "KMSMasterKeyId"), "TableKmsKeyArn", "HasTableKmsKey"),
+        ("HumanosSecret", ("KmsKeyId",), "SecretsKmsKeyArn", "HasSecretsKmsKey"),
+        ("SenderSecret", ("KmsKeyId",), "SecretsKmsKeyArn", "HasSecretsKmsKey"),
+        ("AlarmTopic", ("KmsMasterKeyId",), "AlarmTopicKmsKeyArn", "HasAlarmTopicKmsKey"),
+    ],
+)
+def test_customer_managed_key_is_applied_when_given(
+    template: Template, resource: str, path: tuple[str, ...], key: str, condition: str
+) -> None:
+    """Each optional KMS key parameter encrypts its resources when set, and changes nothing when empty."""
+    value: Any = template.properties(resource)
+    for part in path:
+        value = value[part]
+    assert value == {"Fn::If": [condition, {"Ref": key}, {"Ref": "AWS::NoValue"}]}, f"{resource}: {'.'.join(path)}"
+    assert template.conditions[condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": key}, ""]}]}
 
 
 @pytest.mark.parametrize("queue", ["RequestQueue", "DeadLetterQueue"])
@@ -96,6 +188,7 @@ def test_outputs_tell_the_user_how_to_fill_each_secret(template: Template, outpu
         "SenderSecretArn",
         "IdempotencyTableName",
         "AlarmTopicArn",
+        "DashboardUrl",
     ],
 )
 def test_stack_outputs_what_operators_need(template: Template, output: str) -> None:
@@ -120,14 +213,21 @@ def test_http_api_throttles_and_logs_without_bodies_or_headers(template: Templat
 
 
 def _alarms(template: Template) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """Every alarm by (namespace, metric, what its dimension names), once per metric of a metric-math alarm."""
     alarms = {}
     for body in template.of_type("AWS::CloudWatch::Alarm").values():
         properties = body["Properties"]
-        namespace = properties["Namespace"]
-        key_namespace = namespace["Ref"] if isinstance(namespace, dict) else namespace
-        dimension = properties["Dimensions"][0]["Value"]
-        target = sorted(references(dimension))[0] if isinstance(dimension, dict) else dimension
-        alarms[(key_namespace, properties["MetricName"], target)] = properties
+        metrics = [
+            {**query["MetricStat"]["Metric"], "Statistic": query["MetricStat"]["Stat"]}
+            for query in properties.get("Metrics", [])
+            if "MetricStat" in query
+        ] or [properties]
+        for metric in metrics:
+            namespace = metric["Namespace"]
+            key_namespace = namespace["Ref"] if isinstance(namespace, dict) else namespace
+            dimension = metric["Dimensions"][0]["Value"]
+            target = sorted(references(dimension))[0] if isinstance(dimension, dict) else dimension
+            alarms[(key_namespace, metric["MetricName"], target)] = {**properties, "Dimensions": metric["Dimensions"]}
     return alarms
 
 
@@ -135,6 +235,10 @@ def _alarms(template: Template) -> dict[tuple[str, str, str], dict[str, Any]]:
     ("namespace", "metric", "dimension_target"),
     [
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "DeadLetterQueue"),
+        ("AWS/SQS", "NumberOfMessagesSent", "DeadLetterQueue"),
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage", "DeadLetterQueue"),
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage", "RequestQueue"),
+        ("AWS/ApiGateway", "5xx", "HttpApi"),
         ("AWS/Lambda", "Errors", "IngestFunction"),
         ("AWS/Lambda", "Throttles", "IngestFunction"),
         ("AWS/Lambda", "Errors", "DispatcherFunction"),
@@ -142,6 +246,7 @@ def _alarms(template: Template) -> dict[tuple[str, str, str], dict[str, Any]]:
         ("MetricsNamespace", "PermanentFailures", "ServiceName"),
         ("MetricsNamespace", "RetryableFailures", "ServiceName"),
         ("MetricsNamespace", "EventsRejected", "ServiceName"),
+        ("MetricsNamespace", "EventsFailed", "ServiceName"),
     ],
 )
 def test_alarm_watches_metric_and_notifies_the_topic(
@@ -152,14 +257,36 @@ def test_alarm_watches_metric_and_notifies_the_topic(
     assert (namespace, metric, dimension_target) in alarms, f"add an alarm on {namespace} {metric} ({dimension_target})"
     properties = alarms[(namespace, metric, dimension_target)]
     assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}], f"{metric} alarm: AlarmActions [!Ref AlarmTopic]"
+    assert properties["OKActions"] == [{"Ref": "AlarmTopic"}], f"{metric} alarm: say when it is over, too"
     assert properties.get("TreatMissingData") == "notBreaching", f"{metric} alarm: no data means nothing failed"
     if namespace == "MetricsNamespace":
         assert properties["Dimensions"][0]["Name"] == "service", f"{metric}: Powertools' dimension is 'service'"
 
 
 def test_alarm_email_subscription_exists_only_with_an_address(template: Template) -> None:
-    """An empty AlarmEmail creates no subscription (SNS refuses an empty endpoint)."""
+    """AlarmEmail "none" (the operator subscribes the topic elsewhere) creates no subscription; an address does."""
     subscription = template.resources["AlarmEmailSubscription"]
     assert subscription.get("Condition") == "HasAlarmEmail", "AlarmEmailSubscription: Condition: HasAlarmEmail"
-    assert template.conditions["HasAlarmEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
+    assert template.conditions["HasAlarmEmail"] == {
+        "Fn::And": [
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]},
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, "none"]}]},
+        ]
+    }
     assert subscription["Properties"]["Endpoint"] == {"Ref": "AlarmEmail"}
+
+
+@pytest.mark.parametrize(("alarm_email", "accepted"), [("", False), ("none", True), ("oncall@example.com", True)])
+def test_an_empty_alarm_email_is_refused_at_deploy_time(template: Template, alarm_email: str, accepted: bool) -> None:
+    """An empty AlarmEmail used to mean that nobody heard of any alarm: a Rule refuses it, "none" says it on purpose."""
+    failed = [
+        message for message in evaluate_rules(template.document, {"AlarmEmail": alarm_email}) if "AlarmEmail" in message
+    ]
+    assert (not failed) is accepted, failed
+
+
+def test_every_alarm_notifies_the_topic(template: Template) -> None:
+    """No alarm that changes state in silence."""
+    for name, body in template.of_type("AWS::CloudWatch::Alarm").items():
+        assert body["Properties"].get("AlarmActions") == [{"Ref": "AlarmTopic"}], f"{name}: AlarmActions"
+        assert body["Properties"].get("TreatMissingData") == "notBreaching", f"{name}: no data means nothing failed"

@@ -198,6 +198,23 @@ def test_find_requests_refuses_an_internal_id_too_many_requests_share(
         client.find_requests("order-10", page_size=2)
 
 
+def test_find_requests_refuses_an_internal_id_with_a_lone_surrogate_as_a_mapping_error(
+    client: HumanosClient, sandbox: Sandbox
+) -> None:
+    """A query string is UTF-8, which a lone surrogate does not have: no call, a permanent error that says why
+    (never a UnicodeEncodeError, which the dispatcher could only retry as a bug)."""
+    with pytest.raises(MappingError) as caught:
+        client.find_requests("hr-\ud800-poison")
+
+    assert caught.value.message == (
+        "internalId 'hr-\\ud800-poison' holds a lone surrogate, which has no UTF-8 form, so Humanos cannot be asked "
+        "for the requests that carry it; give the rule an internalId of valid text (the default, the idempotency "
+        "key, always is)"
+    )
+    assert not caught.value.retryable
+    assert sandbox.calls == []
+
+
 def test_client_without_pool_uses_the_shared_default_pool(sandbox: Sandbox, fake_time: FakeTime) -> None:
     """With no pool injected, every client of the container shares one PoolManager; reset forgets it."""
     client_module.reset_default_pool()

@@ -113,6 +113,8 @@ ENDING_INVOCATIONS = (0.3, 0.8)
 MAX_RECEIVE = 5
 #: Records written by ExactlyOnce (Powertools key prefix) and by the ledger.
 RECORD_PREFIX, CLAIM_PREFIX, ATTEMPT_PREFIX, USES_PREFIX = "humanos-request#", "claim#", "attempt#", "uses#"
+#: The synchronous route's replay claims (``humanos_bridge.replays``): about deliveries, not events.
+DELIVERY_PREFIX = "delivery#"
 
 SENDER_SECRETS = {"crm": "crm-model-secret", "hr": "hr-model-secret", "lms": "lms-model-secret"}
 EMAILS = {"p1": "ana@example.com", "p2": "bea@example.org"}
@@ -690,7 +692,7 @@ class ExactlyOnceModel(RuleBasedStateMachine):
             if item_id.startswith(CLAIM_PREFIX):
                 digest = item["key"]["S"]
                 snap.claims[item_id.removeprefix(CLAIM_PREFIX)] = self.digest_keys.get(digest, digest)
-            elif item_id.startswith((ATTEMPT_PREFIX, USES_PREFIX)):
+            elif item_id.startswith((ATTEMPT_PREFIX, USES_PREFIX, DELIVERY_PREFIX)):
                 continue
             elif item_id in self.record_keys:
                 key = self.record_keys[item_id]

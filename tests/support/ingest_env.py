@@ -6,9 +6,12 @@ Used by ``test_ingest*.py``. The mapping is ``mappings/bridge.json``, with ``hr`
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -78,3 +81,20 @@ def create_ingest(moto: Any, sandbox: Any, monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.delenv("_X_AMZN_TRACE_ID", raising=False)
     app.service.cache_clear()
     return IngestEnv(bridge, arn, monkeypatch)
+
+
+@contextlib.contextmanager
+def dispatching(env: IngestEnv) -> Iterator[ModuleType]:
+    """The dispatcher function on the ingest function's bridge: what one queues, the other sends to Humanos.
+
+    Yields the dispatcher's module (``env.bridge.deliver(module.lambda_handler)``); its cached dispatcher is
+    built fresh and closed afterwards.
+    """
+    module = load_function("dispatcher")
+    module.dispatcher.cache_clear()
+    try:
+        yield module
+    finally:
+        if module.dispatcher.cache_info().currsize:
+            module.dispatcher().close()
+        module.dispatcher.cache_clear()

@@ -252,3 +252,14 @@ def test_unknown_api_version_is_a_config_error() -> None:
         match=r"^unsupported Humanos API version '2025-01-01'; use one of 2026-05-17, 2026-07-07, 2026-09-01$",
     ):
         validate_body(body(), "2025-01-01")
+
+
+def test_an_internal_id_with_a_lone_surrogate_is_refused_before_the_request_exists() -> None:
+    """The look-up after a lost answer sends the internalId as UTF-8, which a lone surrogate does not have:
+    such a request could never be found again, so it is not made (a surrogate pair is text, and passes)."""
+    assert problems_of(body(internalId="employee-\ud800-1")) == [
+        "body.internalId: holds a lone surrogate (a \\ud800-\\udfff escape without its pair), which is not text: "
+        "the request could not be looked up by it after a lost answer; send valid Unicode, or remove the rule's "
+        "internalId (the idempotency key is then used)"
+    ]
+    assert validate_body(body(internalId="employee-\U0001f600"), V1)["internalId"] == "employee-\U0001f600"

@@ -275,7 +275,8 @@ def test_idempotency_key_expression() -> None:
         cfg.map_event("crm", event(customer=None))
     assert str(caught.value) == (
         "sources.crm.rules[\"contact.created\"][0].idempotencyKey: expression `join(':', ['crm', customer])` "
-        "failed: join() expected array-string but got null; guard it, e.g. with default() or a `when` condition"
+        "failed: join() argument 2 expected array-string but got an array with a null item; guard it, e.g. with "
+        "default() or a `when` condition"
     )
     number_key = config(one_rule({"contacts": [PHONE], "groupIds": ["g"]}, idempotencyKey="=seq"))
     assert number_key.map_event("crm", event(seq=7)).idempotency_key == "7"
@@ -341,10 +342,35 @@ def test_expression_type_errors_never_echo_the_value() -> None:
         cfg.map_event("crm", event(phone_list=[PHONE]))
     assert str(caught.value) == (
         'sources.crm.rules["contact.created"][0].request.name: expression `upper(phone_list)` failed: '
-        "upper() expected string, null but got array; guard it, e.g. with default() or a `when` condition"
+        "upper() argument 1 expected string, null but got array; guard it, e.g. with default() or a `when` condition"
     )
     assert PHONE not in str(caught.value)
     assert caught.value.details["reason"] == "expression_failed"
+
+
+@pytest.mark.parametrize(
+    ("expression", "fields", "argument", "got"),
+    [
+        pytest.param("=concat(who, ' joined')", {"who": {"first": "Ana"}}, 1, "object", id="first-object"),
+        pytest.param("=concat('Welcome ', who)", {"who": {"first": "Ana"}}, 2, "object", id="second-object"),
+        pytest.param("=concat('a', 'b', who)", {"who": [PHONE]}, 3, "array", id="third-array"),
+        pytest.param("=concat('Consent: ', flag)", {"flag": True}, 2, "boolean", id="second-boolean"),
+    ],
+)
+def test_concat_checks_the_type_of_every_argument(
+    expression: str, fields: dict[str, Any], argument: int, got: str
+) -> None:
+    """Every argument of concat() must be a string, a number or null; the error names which one was not and
+    what it was, rather than writing an object's Python text (or a phone number inside it) into the name."""
+    cfg = config(one_rule({"contacts": [PHONE], "groupIds": ["g"], "name": expression}))
+    with pytest.raises(MappingError) as caught:
+        cfg.map_event("crm", event(**fields))
+    assert str(caught.value) == (
+        f'sources.crm.rules["contact.created"][0].request.name: expression `{expression[1:]}` failed: '
+        f"concat() argument {argument} expected string, number, null but got {got}; guard it, e.g. with "
+        "default() or a `when` condition"
+    )
+    assert PHONE not in str(caught.value) and "Ana" not in str(caught.value)
 
 
 def test_when_type_errors_are_mapping_errors() -> None:

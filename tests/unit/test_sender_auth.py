@@ -12,6 +12,7 @@ import pytest
 from humanos_bridge.errors import ConfigError, SignatureError
 from humanos_bridge.sender_auth import (
     HumanosHmacVerifier,
+    SignedDelivery,
     StandardWebhooksVerifier,
     header,
     verifier_for,
@@ -219,6 +220,29 @@ def test_humanos_hmac_constructor_refuses_an_empty_secret_list() -> None:
     """No secret means no way to verify: configuration error, not an open door."""
     with pytest.raises(ConfigError, match=r"^humanos-hmac needs at least one sender secret$"):
         HumanosHmacVerifier([])
+
+
+# --- what identifies a delivery (replay protection) ------------------------------------------------
+
+
+def test_standard_webhooks_delivery_is_its_webhook_id_whatever_the_signature() -> None:
+    """A sender's retry keeps the webhook-id and signs again: the same delivery, stale 300 s after its own time."""
+    verifier = StandardWebhooksVerifier([SECRET_A])
+    first = verifier.verify(sw_headers(), BODY, now=NOW)
+    retry = StandardWebhooksVerifier([SECRET_A]).sign_headers("msg_1", BODY, timestamp=int(NOW) + 60)
+    assert first == SignedDelivery("standard-webhooks", "msg_1", int(NOW) + 300)
+    assert verifier.verify(retry, BODY, now=NOW + 60) == SignedDelivery("standard-webhooks", "msg_1", int(NOW) + 360)
+
+
+def test_humanos_hmac_delivery_is_its_timestamp_and_signature_as_compared() -> None:
+    """An upper-case copy of the signature verifies, so it is the same delivery; a fresh timestamp is another."""
+    verifier = HumanosHmacVerifier(["crm-secret"])
+    headers = hmac_headers()
+    shouted = {**headers, "X-Signature": f"  {headers['X-Signature'].upper()} "}
+    first = verifier.verify(headers, BODY, now=NOW)
+    assert first == SignedDelivery("humanos-hmac", f"{int(NOW * 1000)}.{headers['X-Signature']}", int(NOW) + 300)
+    assert verifier.verify(shouted, BODY, now=NOW) == first
+    assert verifier.verify(hmac_headers(stamp_ms=int(NOW * 1000) + 1), BODY, now=NOW).delivery_id != first.delivery_id
 
 
 # --- shared ---------------------------------------------------------------------------------------

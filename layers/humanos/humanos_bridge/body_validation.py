@@ -72,6 +72,7 @@ _EMAIL = re.compile(
 _PHONE_SEPARATORS = re.compile(r"[\s\-.()\[\]]")
 _PHONE = re.compile(r"\+[1-9][0-9]{7,14}")
 _BAD_CONTACT = "not an e-mail address or a +international phone number (8 to 15 digits after the +)"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,22 @@ def _string(value: Any, where: str, problems: list[Problem]) -> Any:
     return value
 
 
+def _internal_id(value: Any, where: str, problems: list[Problem]) -> Any:
+    # The look-up after a lost answer sends the internalId in a URL, as UTF-8, and a lone surrogate has no
+    # UTF-8 form: refused before the request exists, so that no request is made that could not be found again.
+    _string(value, where, problems)
+    if isinstance(value, str) and _LONE_SURROGATE.search(value):
+        problems.append(
+            Problem(
+                where,
+                "holds a lone surrogate (a \\ud800-\\udfff escape without its pair), which is not text: the request "
+                "could not be looked up by it after a lost answer; send valid Unicode, or remove the rule's internalId "
+                "(the idempotency key is then used)",
+            )
+        )
+    return value
+
+
 def _contact(value: Any, where: str, problems: list[Problem]) -> Any:
     if not isinstance(value, str):
         problems.append(
@@ -387,7 +404,7 @@ _CHECKERS: dict[str, Checker] = {
     "name": _string,
     "language": _string,
     "redirectUrl": _url,
-    "internalId": _string,
+    "internalId": _internal_id,
     "authorizedDIDs": _ids,
     "expectedDocIds": _expected_doc_ids,
     "pubKey": _string,

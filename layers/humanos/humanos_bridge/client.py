@@ -27,7 +27,7 @@ from humanos_bridge import USER_AGENT, signing, wire
 from humanos_bridge.backoff import RetryPolicy
 from humanos_bridge.classify import classify, malformed_success, parse_success
 from humanos_bridge.errors import AuthenticationError, ConfigError, MappingError, RetryableError
-from humanos_bridge.masking import mask_text
+from humanos_bridge.masking import safe_id
 from humanos_bridge.settings import MAX_BATCH_SIZE
 
 if TYPE_CHECKING:
@@ -193,6 +193,15 @@ class HumanosClient:
         """``GET /request?internalId=``, every page: the requests created with our own reference (to reconcile)."""
         if not internal_id:
             raise MappingError("internalId is empty; pass the reference the request was created with")
+        if not _has_utf8_form(internal_id):
+            # A query string is UTF-8, and a lone surrogate has none. Sent any other way (U+FFFD, WTF-8 bytes)
+            # it would ask for another value than the one the request holds: a look-up that proves nothing.
+            raise MappingError(
+                f"internalId '{safe_id(internal_id)}' holds a lone surrogate, which has no UTF-8 form, so Humanos "
+                "cannot be asked for the requests that carry it; give the rule an internalId of valid text (the "
+                "default, the idempotency key, always is)",
+                details={"reason": "internal_id_not_text"},
+            )
         found: list[dict[str, Any]] = []
         page, pages = 0, 1
         while page < min(pages, MAX_LOOKUP_PAGES):
@@ -205,7 +214,7 @@ class HumanosClient:
         if pages > MAX_LOOKUP_PAGES:
             raise MappingError(
                 f"more than {MAX_LOOKUP_PAGES * page_size} Humanos requests share internalId "
-                f"{mask_text(internal_id)!r}, too many to look through; give the rule an internalId unique to "
+                f"'{safe_id(internal_id)}', too many to look through; give the rule an internalId unique to "
                 "each event (the default, the idempotency key, is)"
             )
         return found
@@ -339,6 +348,14 @@ class HumanosClient:
         if not path.startswith("/"):
             raise ConfigError(f"Humanos path must start with '/' (got {path!r})")
         return self.base_url + path + (f"?{urlencode(dict(query))}" if query else "")
+
+
+def _has_utf8_form(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _final_auth_error(exc: AuthenticationError, why: str) -> AuthenticationError:

@@ -1,7 +1,12 @@
 """Parking events that can never become a request in the dead-letter queue, with their reason.
 
 A parked message keeps its original body and carried attributes (so it can be redriven as it
-was) and gains the reason it was parked. Reasons are masked: the queue is read by operators.
+was) and gains the reason it was parked. The event id and the reason are in their safe form
+(``masking``): the queue is read by operators, and SQS refuses what a sender's id may hold.
+
+One message that cannot be parked never holds back the others: a refused batch is parked one
+message at a time, and a message the queue refuses as it is goes again with every attribute in
+its safe form. Only a message refused even then is left unacknowledged, to be retried.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from humanos_bridge.masking import safe_id, safe_text
 from humanos_bridge.outcomes import Failure
 from humanos_bridge.queue_messages import (
     ATTR_ERROR_CODE,
@@ -42,17 +48,24 @@ class Parcel:
     event_id: str | None
 
 
-def parked_attributes(parcel: Parcel) -> dict[str, dict[str, str]]:
+def parked_attributes(parcel: Parcel, *, sanitised: bool = False) -> dict[str, dict[str, str]]:
+    """The parked message's attributes; ``sanitised``: the carried ones escaped and bounded too.
+
+    Carried attributes stay as they came unless sanitised: the dispatcher routes a redriven event
+    by its source, and a timestamp or trace id is no contact to mask (only the event id is masked).
+    """
     carried = {name: parcel.message.attributes.get(name) for name in CARRIED_ATTRIBUTES}
     carried[ATTR_SOURCE] = parcel.source or carried.get(ATTR_SOURCE)
-    carried[ATTR_EVENT_ID] = parcel.event_id or carried.get(ATTR_EVENT_ID)
+    if sanitised:
+        carried = {name: None if value is None else safe_text(value, mask=False) for name, value in carried.items()}
+    carried[ATTR_EVENT_ID] = safe_id(parcel.event_id or carried.get(ATTR_EVENT_ID))
     first_seen = parcel.message.sent_at_ms or int(time.time() * 1000)
     return string_attributes(
         {
             **carried,
             ATTR_ERROR_CODE: parcel.failure.code,
             ATTR_ERROR_STATUS: parcel.failure.status,
-            ATTR_ERROR_REASON: parcel.failure.reason[:MAX_REASON_CHARS],
+            ATTR_ERROR_REASON: safe_text(parcel.failure.reason, limit=MAX_REASON_CHARS),
             ATTR_ORIGINAL_MESSAGE_ID: parcel.message.message_id,
             ATTR_FIRST_SEEN_AT: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(first_seen / 1000)),
         }
@@ -68,21 +81,38 @@ def park(sqs: Any, dead_letter_queue_url: str, parcels: Sequence[Parcel]) -> set
     fifo = is_fifo(dead_letter_queue_url)
     for start in range(0, len(parcels), SQS_BATCH_LIMIT):
         chunk = parcels[start : start + SQS_BATCH_LIMIT]
-        entries = []
-        for index, parcel in enumerate(chunk):
-            entry: dict[str, Any] = {
-                "Id": str(index),
-                "MessageBody": parcel.message.body or "(empty body)",
-                "MessageAttributes": parked_attributes(parcel),
-            }
-            if fifo:
-                entry["MessageGroupId"] = parcel.message.group_id or "dead-letters"
-                entry["MessageDeduplicationId"] = parcel.message.message_id
-            entries.append(entry)
+        entries = [_entry(parcel, str(index), fifo) for index, parcel in enumerate(chunk)]
         try:
             answer = sqs.send_message_batch(QueueUrl=dead_letter_queue_url, Entries=entries)
-        except Exception:  # any failure to park means "do not acknowledge", whatever its kind
-            failed.update(p.message.message_id for p in chunk)
-            continue
-        failed.update(chunk[int(f["Id"])].message.message_id for f in answer.get("Failed", []))
+            refused = [chunk[int(f["Id"])] for f in answer.get("Failed", [])]
+        except Exception:  # the whole batch refused, perhaps for one entry: each message then goes alone
+            refused = list(chunk)
+        for parcel in refused:
+            if not _park_alone(sqs, dead_letter_queue_url, parcel, fifo):
+                failed.add(parcel.message.message_id)
     return failed
+
+
+def _park_alone(sqs: Any, dead_letter_queue_url: str, parcel: Parcel, fifo: bool) -> bool:
+    """Park one message, as it is and then with every attribute in its safe form; False when both fail."""
+    for sanitised in (False, True):
+        entry = _entry(parcel, "0", fifo, sanitised=sanitised)
+        del entry["Id"]
+        try:
+            sqs.send_message(QueueUrl=dead_letter_queue_url, **entry)
+        except Exception:  # any failure to park means "do not acknowledge", whatever its kind
+            continue
+        return True
+    return False
+
+
+def _entry(parcel: Parcel, entry_id: str, fifo: bool, *, sanitised: bool = False) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "Id": entry_id,
+        "MessageBody": parcel.message.body or "(empty body)",
+        "MessageAttributes": parked_attributes(parcel, sanitised=sanitised),
+    }
+    if fifo:
+        entry["MessageGroupId"] = parcel.message.group_id or "dead-letters"
+        entry["MessageDeduplicationId"] = parcel.message.message_id
+    return entry

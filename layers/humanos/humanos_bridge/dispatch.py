@@ -35,7 +35,9 @@ from humanos_bridge.backoff import full_jitter
 from humanos_bridge.dead_letters import Parcel, park
 from humanos_bridge.errors import EventIgnored, MappingError
 from humanos_bridge.exactly_once import ExactlyOnce
+from humanos_bridge.logs import bridge_logger
 from humanos_bridge.mapping import MappedRequest, MappingConfig
+from humanos_bridge.masking import safe_id
 from humanos_bridge.outcomes import Failure, classify_failure
 from humanos_bridge.queue_messages import ATTR_SOURCE, QueuedEvent, parse_batch
 from humanos_bridge.settings import MAX_BATCH_SIZE
@@ -122,7 +124,7 @@ class Dispatcher:
         self.backoff = backoff or Backoff()
         self.settle_reserve_seconds = settle_reserve_seconds
         # A child logger needs its parent built first; without one given, own a full Logger.
-        self.logger = logger or Logger()
+        self.logger = logger or bridge_logger()
         self.metrics = metrics
         self._clock = clock
         # One pool per container, a thread per lane: the executor starts threads only as lanes need them
@@ -221,7 +223,7 @@ class Dispatcher:
         calls_end_by = deadline - self.settle_reserve_seconds if deadline is not None else None
         started = time.perf_counter()
         try:
-            with_log_keys = {"correlation_id": outcome.event_id, "source": outcome.source}
+            with_log_keys = {"correlation_id": safe_id(outcome.event_id), "source": safe_id(outcome.source)}
             self.logger.thread_safe_append_keys(**with_log_keys)
             try:
                 delivery = self.sender.send(outcome.mapped, calls_end_by=calls_end_by)
@@ -282,12 +284,13 @@ class Dispatcher:
             self._emit_metrics(outcomes, counts)
 
     def _log(self, outcome: Outcome) -> None:
+        event_id = safe_id(outcome.event_id)
         fields: dict[str, Any] = {
-            "correlation_id": outcome.event_id,
+            "correlation_id": event_id,
             "outcome": outcome.kind,
-            "source": outcome.source,
-            "eventType": outcome.event_type,
-            "eventId": outcome.event_id,
+            "source": safe_id(outcome.source),
+            "eventType": safe_id(outcome.event_type),
+            "eventId": event_id,
             "messageId": outcome.message.message_id,
             "receiveCount": outcome.message.receive_count,
         }

@@ -50,6 +50,35 @@ class SignatureError(BridgeError):
         self.reason = reason
 
 
+class ReplayedDelivery(BridgeError):
+    """The very delivery came before, within the tolerance window: it is not handled again.
+
+    The same ``X-Timestamp`` and ``X-Signature``, or the same Standard Webhooks ``webhook-id``
+    (see :mod:`humanos_bridge.replays`).
+    """
+
+    code = "replayed_delivery"
+
+
+class ReplayOfAnswered(ReplayedDelivery):
+    """A copy of a delivery the queue route answered: it gets that answer again, nothing is queued. Not a failure."""
+
+    code = "replayed"
+
+    def __init__(self, message: str, *, event_id: str | None, status: str) -> None:
+        super().__init__(message)
+        #: The first answer's ``eventId`` and ``status``.
+        self.event_id = event_id
+        self.status = status
+
+
+class DeliveryInProgress(BridgeError):
+    """The first copy of this delivery is still being handled: retry once it has been answered."""
+
+    code = "delivery_in_progress"
+    retryable = True
+
+
 class CredentialsError(BridgeError):
     """The Humanos secret could not be read or is malformed."""
 

@@ -7,7 +7,9 @@ Each inbound request passes the same checks, cheapest first, and the first that 
    (senders are configured with URLs that contain them), the signature secrets are;
 2. the body fits in a queue message (413), so no HMAC runs over oversized input;
 3. the sender's signature verifies over the raw body bytes (401, one message for every cause;
-   the log says which check failed);
+   the log says which check failed), and the delivery is not a copy of one received before, within the
+   tolerance window (``replays``: a copy of a queued delivery gets its 202 again, nothing queued; any other
+   copy 409, or 503 while the first is still being handled);
 4. the body is declared JSON (415), is JSON, and nests at most ``MAX_JSON_DEPTH`` levels (400);
 5. the mapping turns it into a request (422 with the precise reason). Event types the source
    ignores answer 202 ``"ignored"`` on both routes and are neither queued nor sent.
@@ -33,7 +35,14 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from humanos_bridge import __version__
-from humanos_bridge.errors import ConfigError, EventIgnored, MappingError, SignatureError, UnknownSourceError
+from humanos_bridge.errors import (
+    ConfigError,
+    EventIgnored,
+    MappingError,
+    ReplayOfAnswered,
+    SignatureError,
+    UnknownSourceError,
+)
 from humanos_bridge.exactly_once import ExactlyOnce
 from humanos_bridge.http_request import (
     MAX_BODY_BYTES,
@@ -44,8 +53,8 @@ from humanos_bridge.http_request import (
     check_size,
     parse_json,
 )
-from humanos_bridge.mapping import MappedRequest, MappingConfig, bound_key
-from humanos_bridge.masking import mask_text
+from humanos_bridge.mapping import MappedRequest, MappingConfig
+from humanos_bridge.masking import mask_text, safe_id
 from humanos_bridge.outcomes import HttpOutcome, http_outcome
 from humanos_bridge.queue_messages import (
     ATTR_EVENT_ID,
@@ -54,6 +63,7 @@ from humanos_bridge.queue_messages import (
     ATTR_TRACE_ID,
     string_attributes,
 )
+from humanos_bridge.replays import EVENTS, REQUESTS, Claim, ReplayGuard
 from humanos_bridge.sender_auth import DEFAULT_TOLERANCE_SECONDS, SenderVerifier, verifier_for
 from humanos_bridge.sender_secrets import SenderSecrets
 
@@ -62,13 +72,14 @@ MAX_MESSAGE_BYTES = 256 * 1024
 #: Distinct secret sets whose verifiers are kept; rotations add one each, so this is never reached.
 _MAX_VERIFIERS = 64
 
-ACCEPTED, IGNORED, CREATED, EXISTING, REJECTED, FAILED = (
+ACCEPTED, IGNORED, CREATED, EXISTING, REJECTED, FAILED, REPLAYED = (
     "accepted",
     "ignored",
     "created",
     "existing",
     "rejected",
     "failed",
+    "replayed",
 )
 
 
@@ -93,6 +104,8 @@ class _Trail:
     request_id: str | None = None
     outcome: str = FAILED
     failure: HttpOutcome | None = None
+    #: This request's hold on its delivery (``replays``), settled when it is answered.
+    claim: Claim | None = None
 
 
 class IngestService:
@@ -110,6 +123,8 @@ class IngestService:
         Sends mapped requests to Humanos exactly once (the synchronous route); None disables that route.
     tolerance
         Accepted clock skew of sender timestamps, seconds, both directions.
+    replays
+        Handles each signed delivery once (``wiring`` always gives one); None only where no table exists (benchmarks).
     """
 
     def __init__(
@@ -121,6 +136,7 @@ class IngestService:
         sender_secrets: SenderSecrets,
         sender: ExactlyOnce | None = None,
         tolerance: float = DEFAULT_TOLERANCE_SECONDS,
+        replays: ReplayGuard | None = None,
         logger: Logger | None = None,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
@@ -136,6 +152,7 @@ class IngestService:
         self.sender_secrets = sender_secrets
         self.sender = sender
         self.tolerance = tolerance
+        self.replays = replays
         self.logger = logger or Logger(child=True)
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
@@ -147,22 +164,26 @@ class IngestService:
 
     def accept_event(self, source: str, request: InboundRequest) -> Reply:
         """``POST /events/{source}``: verify, map (dry run) and queue; 202 ``accepted`` or ``ignored``."""
-        trail = _Trail("events", source, time.perf_counter())
+        trail = _Trail(EVENTS, source, time.perf_counter())
         try:
             mapped = self._admit_and_map(source, request, trail)
             if mapped is None:
                 return self._ignored(trail)
             self._enqueue(source, request, mapped)
             trail.outcome = ACCEPTED
-            return Reply(202, {"eventId": mapped.event_id, "status": ACCEPTED})
+            return Reply(202, {"eventId": safe_id(mapped.event_id), "status": ACCEPTED})
+        except ReplayOfAnswered as first:  # a copy (a sender's retry after a lost answer): the first answer again
+            trail.event_id, trail.outcome = first.event_id, REPLAYED
+            return Reply(202, {"eventId": first.event_id, "status": first.status})
         except Exception as exc:  # every failure is answered through the one table
             return self._refuse(trail, exc)
         finally:
+            self._settle(trail)
             self._report(trail)
 
     def create_request(self, source: str, request: InboundRequest, context: LambdaContext | None = None) -> Reply:
         """``POST /requests/{source}``: verify, map and send to Humanos now; 201 created, 200 existing."""
-        trail = _Trail("requests", source, time.perf_counter())
+        trail = _Trail(REQUESTS, source, time.perf_counter())
         try:
             if self.sender is None:
                 raise ConfigError("the synchronous route is not configured (no Humanos sender was built)")
@@ -176,7 +197,7 @@ class IngestService:
             trail.outcome = CREATED if created else EXISTING
             answer = {
                 "requestId": delivery.request_id,
-                "eventId": mapped.event_id,
+                "eventId": safe_id(mapped.event_id),
                 "subjects": delivery.response.get("subjects", []),
                 "credentials": delivery.response.get("credentials", []),
             }
@@ -184,6 +205,7 @@ class IngestService:
         except Exception as exc:  # every failure is answered through the one table
             return self._refuse(trail, exc)
         finally:
+            self._settle(trail)
             self._report(trail)
 
     def health(self) -> Reply:
@@ -201,7 +223,7 @@ class IngestService:
         if request.problem is not None:
             raise request.problem
         check_size(request.body, self.max_body_bytes)
-        self._authenticate(source, request)
+        self._authenticate(source, request, trail)
         check_json_media_type(request.headers)
         event = parse_json(request.body, max_depth=self.max_depth)
         try:
@@ -214,7 +236,7 @@ class IngestService:
         self._correlate(mapped.event_id)
         return mapped
 
-    def _authenticate(self, source: str, request: InboundRequest) -> None:
+    def _authenticate(self, source: str, request: InboundRequest, trail: _Trail) -> None:
         auth = self.mapping.source(source).auth
         assert auth is not None  # refused at construction
         secrets = self.sender_secrets.secrets_for(auth.secret_key)
@@ -224,7 +246,9 @@ class IngestService:
                 "to SENDER_SECRET_ID",
                 reason="secret_not_configured",
             )
-        self._verifier(auth.scheme, secrets).verify(request.headers, request.body, now=self._clock())
+        delivery = self._verifier(auth.scheme, secrets).verify(request.headers, request.body, now=self._clock())
+        if self.replays is not None:  # before any other work: a copy is neither parsed, queued nor sent
+            trail.claim = self.replays.admit(delivery, sender=auth.secret_key, route=trail.route)
 
     def _verifier(self, scheme: str, secrets: tuple[str, ...]) -> SenderVerifier:
         # Built once per secret set: Standard Webhooks secrets are base64-decoded and checked on construction.
@@ -247,8 +271,8 @@ class IngestService:
         attributes = string_attributes(
             {
                 ATTR_SOURCE: source,
-                # Bounded to printable ASCII: SQS refuses some characters a sender's id could hold.
-                ATTR_EVENT_ID: bound_key(mapped.event_id),
+                # Shown by `dlq list`, never a key: SQS refuses some characters a sender's id could hold.
+                ATTR_EVENT_ID: safe_id(mapped.event_id),
                 ATTR_RECEIVED_AT: datetime.fromtimestamp(self._clock(), UTC)
                 .isoformat(timespec="milliseconds")
                 .replace("+00:00", "Z"),
@@ -271,7 +295,7 @@ class IngestService:
 
     def _ignored(self, trail: _Trail) -> Reply:
         trail.outcome = IGNORED
-        return Reply(202, {"eventId": trail.event_id, "status": IGNORED})
+        return Reply(202, {"eventId": safe_id(trail.event_id), "status": IGNORED})
 
     def _refuse(self, trail: _Trail, exc: BaseException) -> Reply:
         outcome = http_outcome(exc)
@@ -279,9 +303,15 @@ class IngestService:
         trail.outcome = REJECTED if outcome.status < 500 else FAILED
         return Reply(outcome.status, outcome.body, outcome.headers)
 
+    def _settle(self, trail: _Trail) -> None:
+        if self.replays is not None and trail.claim is not None:
+            succeeded = trail.outcome in (ACCEPTED, IGNORED, CREATED, EXISTING)
+            shown_id = safe_id(trail.event_id)  # what the answer showed: a replay gets the same
+            self.replays.settle(trail.claim, succeeded=succeeded, event_id=shown_id, status=trail.outcome)
+
     def _correlate(self, event_id: str | None) -> None:
         if event_id:
-            self.logger.set_correlation_id(event_id)
+            self.logger.set_correlation_id(safe_id(event_id))
 
     # -- logs and metrics -------------------------------------------------------------------------
 
@@ -290,9 +320,9 @@ class IngestService:
         fields: dict[str, Any] = {
             "route": trail.route,
             "outcome": trail.outcome,
-            "source": mask_text(trail.source[:64]),
-            "eventType": trail.event_type,
-            "eventId": trail.event_id,
+            "source": safe_id(trail.source),
+            "eventType": safe_id(trail.event_type),
+            "eventId": safe_id(trail.event_id),
             "latencyMs": round(elapsed_ms, 2),
         }
         if trail.request_id:
@@ -317,6 +347,8 @@ class IngestService:
                 add(name="RequestsCreated", unit=MetricUnit.Count, value=1)
         elif trail.outcome == IGNORED:
             add(name="EventsIgnored", unit=MetricUnit.Count, value=1)
+        elif trail.outcome == REPLAYED:
+            add(name="EventsReplayed", unit=MetricUnit.Count, value=1)
         elif trail.failure is not None:
             # The total (service dimension only) feeds the template's alarm; the cause goes on a
             # separate metric so its dimension stays a small fixed set of codes.

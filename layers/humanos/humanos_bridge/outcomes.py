@@ -18,12 +18,13 @@ from humanos_bridge.errors import (
     HumanosError,
     MappingError,
     PermanentError,
+    ReplayedDelivery,
     RetryableError,
     SignatureError,
     UnknownSourceError,
 )
 from humanos_bridge.http_request import InvalidJsonError, PayloadTooLargeError, UnsupportedMediaTypeError
-from humanos_bridge.masking import mask_text
+from humanos_bridge.masking import safe_id, safe_text
 
 #: AWS error codes that mean "slow down" or "try later", never "this input is wrong".
 AWS_RETRYABLE_CODES = frozenset(
@@ -54,7 +55,8 @@ class Failure:
     retryable: bool
     #: Stable code (``humanos_rejected``, ``mapping_error``, ``aws_throttled``, ...).
     code: str
-    #: What went wrong, masked: never a secret, a signature or a contact.
+    #: What went wrong, in its safe form (``masking.safe_text``): never a secret, a signature or a contact,
+    #: never a control character or a lone surrogate quoted from the event, never unbounded.
     reason: str
     #: Humanos's HTTP status when Humanos answered.
     status: int | None = None
@@ -68,7 +70,8 @@ def classify_failure(exc: BaseException) -> Failure:
         return Failure(
             retryable=exc.retryable,
             code=exc.code,
-            reason=mask_text(exc.message),
+            # Messages quote identifiers the sender chose (an event type, an object key): shown safely, once, here.
+            reason=safe_text(exc.message),
             status=exc.status if isinstance(exc, HumanosError) else None,
             retry_after=exc.retry_after if isinstance(exc, RetryableError) else None,
         )
@@ -163,6 +166,7 @@ def http_outcome(exc: BaseException) -> HttpOutcome:
     ==========================================  =====  =====================================
     SignatureError (any reason)                 401    one generic message; reason only logged
     UnknownSourceError                          404    names the source
+    ReplayedDelivery (``replays``)              409    precise: sign the event again
     payload_too_large / unsupported_media_type  413 /  precise
     / invalid_json (``http_request``)           415 /
                                                 400
@@ -174,14 +178,21 @@ def http_outcome(exc: BaseException) -> HttpOutcome:
     Humanos refused our credentials (401/403)   502    generic
     other permanent Humanos answers             502    generic
     anything retryable (Humanos 429/5xx,        503    generic, ``Retry-After``
-    timeouts, SQS/DynamoDB, in progress)
+    timeouts, SQS/DynamoDB, in progress,
+    a delivery's first copy in progress)
     config errors, bad secrets, bugs            500    generic
     ==========================================  =====  =====================================
     """
     failure = classify_failure(exc)
     if isinstance(exc, SignatureError):
         return HttpOutcome(401, "unauthorized", UNAUTHORIZED_MESSAGE, reason=f"{exc.reason}: {failure.reason}")
-    simple = {PayloadTooLargeError: 413, UnsupportedMediaTypeError: 415, InvalidJsonError: 400, UnknownSourceError: 404}
+    simple = {
+        PayloadTooLargeError: 413,
+        UnsupportedMediaTypeError: 415,
+        InvalidJsonError: 400,
+        UnknownSourceError: 404,
+        ReplayedDelivery: 409,
+    }
     for kind, status in simple.items():
         if isinstance(exc, kind):
             return HttpOutcome(status, failure.code, failure.reason, _safe_details(exc), reason=failure.reason)
@@ -214,9 +225,9 @@ def _safe_details(exc: BaseException) -> dict[str, Any] | None:
         if key not in SAFE_DETAIL_KEYS:
             continue
         if isinstance(value, str):
-            kept[key] = mask_text(value)
+            kept[key] = safe_id(value)  # a path, a source, a rule: identifiers
         elif isinstance(value, list):
-            kept[key] = [mask_text(str(item)) for item in value]
+            kept[key] = [safe_text(str(item)) for item in value]
         elif isinstance(value, int | float):
             kept[key] = value
     return kept or None

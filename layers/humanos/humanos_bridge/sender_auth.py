@@ -10,6 +10,9 @@ Every failure raises SignatureError whose ``reason`` names the failed check, for
 callers answer one generic message whatever the reason. No message carries a secret, a
 signature or body bytes.
 
+A request that verifies is a ``SignedDelivery``: what makes it the same delivery when it comes again,
+and until when its signature verifies. :mod:`humanos_bridge.replays` handles each delivery once.
+
 Schemes
 -------
 ``humanos-hmac``
@@ -27,8 +30,10 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from humanos_bridge import signing
@@ -48,12 +53,27 @@ MAX_HEADER_CHARS = 4096
 _V1 = "v1,"
 
 
+@dataclass(frozen=True)
+class SignedDelivery:
+    """A request whose signature verified: what identifies it, and until when it verifies."""
+
+    scheme: str
+    #: The same for every copy of this delivery, never shown (it holds a signature): Standard Webhooks'
+    #: ``webhook-id`` (the spec's "deduplicate on it"; a sender's retry keeps it), or for ``humanos-hmac``
+    #: ``"<X-Timestamp>.<X-Signature>"`` (a sender's retry is signed afresh, so only a copy repeats it).
+    delivery_id: str
+    #: Unix seconds after which its timestamp is stale (its timestamp plus the tolerance): the end of the
+    #: window in which a copy of it could still be accepted.
+    stale_after: int
+
+
 class SenderVerifier(Protocol):
     """Verifies one request from a sender; raises SignatureError with a ``reason`` when it fails."""
 
     scheme: str
+    tolerance: float
 
-    def verify(self, headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> None: ...
+    def verify(self, headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> SignedDelivery: ...
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -90,10 +110,14 @@ class HumanosHmacVerifier:
         stamp = signing.now_ms() if timestamp_ms is None else timestamp_ms
         return {"X-Timestamp": str(stamp), "X-Signature": signing.sign(self._secrets[0], stamp, body)}
 
-    def verify(self, headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> None:
+    def verify(self, headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> SignedDelivery:
         stamp = _bounded(header(headers, "X-Timestamp"), "timestamp")
         given = _bounded(header(headers, "X-Signature"), "signature")
         signing.verify(self._secrets, stamp, given, body, tolerance=self.tolerance, now=now)
+        assert stamp is not None and given is not None  # signing.verify refused a missing one
+        # As compared: an upper-case copy of the signature verifies too, and is the same delivery.
+        delivery_id = f"{stamp.strip()}.{given.strip().lower()}"
+        return SignedDelivery(self.scheme, delivery_id, _stale_after(int(stamp.strip()) / 1000, self.tolerance))
 
     def __repr__(self) -> str:
         return f"HumanosHmacVerifier(<{len(self._secrets)} secret(s)>, tolerance={self.tolerance:g})"
@@ -135,7 +159,7 @@ class StandardWebhooksVerifier:
             "webhook-signature": self.sign(msg_id, stamp, body),
         }
 
-    def verify(self, headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> None:
+    def verify(self, headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> SignedDelivery:
         msg_id = _bounded(header(headers, "webhook-id"), "id")
         stamp = _bounded(header(headers, "webhook-timestamp"), "timestamp")
         given = _bounded(header(headers, "webhook-signature"), "signature")
@@ -158,6 +182,7 @@ class StandardWebhooksVerifier:
                 matched |= hmac.compare_digest(expected, candidate)
         if not matched:
             raise SignatureError("no webhook-signature entry matches the body", reason="signature_mismatch")
+        return SignedDelivery(self.scheme, msg_id, _stale_after(seconds, self.tolerance))
 
     @staticmethod
     def _digest(key: bytes, content: bytes) -> str:
@@ -214,6 +239,10 @@ def _decode_whsec(secret: str, index: int) -> bytes:
             f"{where} decodes to {len(key)} bytes; Standard Webhooks keys are {MIN_KEY_BYTES} to {MAX_KEY_BYTES} bytes"
         )
     return key
+
+
+def _stale_after(timestamp: float, tolerance: float) -> int:
+    return math.ceil(timestamp + tolerance)
 
 
 def _bounded(value: str | None, what: str) -> str | None:

@@ -125,13 +125,15 @@ def ingest_service(
     metrics: Metrics | None = None,
     **overrides: Any,
 ) -> IngestService:
-    """The ingest function's service: sender verification, mapping, the queue and the synchronous route.
+    """The ingest function's service: sender verification, replay protection, mapping, the queue and the
+    synchronous route.
 
     Checked at cold start: every setting it needs, and that every source names a sender
     authentication scheme. Builds clients only; nothing here calls AWS or Humanos.
     """
     # Imported here: the dispatcher's cold start does not need the ingest modules.
     from humanos_bridge.ingest import IngestService
+    from humanos_bridge.replays import ReplayGuard
     from humanos_bridge.sender_secrets import SenderSecrets
 
     require(settings, "request_queue_url", "sender_secret_id", "humanos_secret_id", "idempotency_table")
@@ -143,13 +145,16 @@ def ingest_service(
         ttl_seconds=settings.secret_ttl_seconds,
         boto3_client=session.client("secretsmanager"),
     )
+    sender = exactly_once(settings, client, session, persistence=persistence)
     return IngestService(
         mapping,
         session.client("sqs"),
         queue_url=settings.request_queue_url,
         sender_secrets=sender_secrets,
-        sender=exactly_once(settings, client, session, persistence=persistence),
+        sender=sender,
         tolerance=settings.signature_tolerance_seconds,
+        # In the idempotency table, through the client the synchronous route already uses.
+        replays=ReplayGuard.beside(sender.ledger, logger=logger),
         logger=logger,
         metrics=metrics,
         **overrides,

@@ -1,10 +1,11 @@
 """``humanos-bridge dlq list | redrive``: read the dead-letter queue, and send parked events back.
 
 ``list`` reads every parked message (each is hidden for a few seconds while it is read, then made
-visible again) and shows its event id, source, error code, reason and when it was first seen, all
-masked. ``redrive`` sends the chosen messages back to the request queue with their carried
-attributes and ``redriveCount`` raised by one (so the dispatcher looks the request up by internalId
-before creating it again), and deletes each from the dead-letter queue only once it is back.
+visible again) and shows its event id, source, error code, reason and when it was first seen, each in
+its safe form (``masking.safe_id``: masked, bounded, escaped). ``redrive`` sends the chosen messages
+back to the request queue with their carried attributes and ``redriveCount`` raised by one (so the
+dispatcher looks the request up by internalId before creating it again), and deletes each from the
+dead-letter queue only once it is back. ``--event-id`` takes an id as sent or as ``list`` shows it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from humanos_bridge.errors import ConfigError
-from humanos_bridge.masking import mask_text
+from humanos_bridge.masking import safe_id, safe_text
 from humanos_bridge.queue_messages import (
     ATTR_ERROR_CODE,
     ATTR_ERROR_REASON,
@@ -120,21 +121,27 @@ def run_list(args: argparse.Namespace) -> int:
         print(f"{len(parked)} parked event(s) in {target.description}:")
         print(f"  {'event id':<24} {'source':<8} {'error':<24} {'first seen':<21} reason")
         for item in parked:
-            # Masked field by field: ids and reasons may quote a contact, our own timestamps do not.
-            event_id, source = mask_text(item.event_id), mask_text(item.attribute(ATTR_SOURCE) or "-")
-            print(f"  {event_id:<24} {source:<8} {item.code:<24} {item.first_seen:<21} {mask_text(item.reason)}")
+            # Every field in its safe form: whoever sent a message SQS moved itself chose its attributes.
+            # Ids and reasons may quote a contact; codes and first-seen times are ours, their digits no phone.
+            event_id, source = safe_id(item.event_id), safe_id(item.attribute(ATTR_SOURCE) or "-")
+            code, first_seen = safe_id(item.code, mask=False), safe_id(item.first_seen, mask=False)
+            print(f"  {event_id:<24} {source:<8} {code:<24} {first_seen:<21} {safe_text(item.reason)}")
     return 0
 
 
 def run_redrive(args: argparse.Namespace) -> int:
     target = resolve_target(args)
     sqs = target.client("sqs")
-    wanted = set(args.event_id or [])
+    # An id as the sender sent it, or as `dlq list` shows it (the attribute holds the safe form).
+    wanted = {given: {given, safe_id(given)} for given in args.event_id or []}
+    matching = {form for forms in wanted.values() for form in forms}
     with parked_messages(target) as parked:
-        chosen = [p for p in parked if args.all or p.event_id in wanted]
-        missing = sorted(wanted - {p.event_id for p in chosen})
+        present = {p.event_id for p in parked}
+        chosen = [p for p in parked if args.all or p.event_id in matching]
+        missing = sorted(given for given, forms in wanted.items() if not forms & present)
         if missing:
-            print(mask_text(f"not in the dead-letter queue: {', '.join(missing)}"), file=sys.stderr)
+            shown = ", ".join(safe_id(given) for given in missing)
+            print(f"not in the dead-letter queue: {shown}", file=sys.stderr)
         if not chosen:
             if missing:
                 raise ConfigError(
@@ -144,15 +151,17 @@ def run_redrive(args: argparse.Namespace) -> int:
             return 0
         for done, item in enumerate(chosen, start=1):
             redrive_one(sqs, target, item)
-            source = mask_text(item.attribute(ATTR_SOURCE) or "-")
-            print(f"redriven {done}/{len(chosen)}: {mask_text(item.event_id)} ({source})")
+            source = safe_id(item.attribute(ATTR_SOURCE) or "-")
+            print(f"redriven {done}/{len(chosen)}: {safe_id(item.event_id)} ({source})")
     return 1 if missing else 0
 
 
 def redrive_one(sqs: Any, target: Target, item: Parked) -> None:
     """Back to the request queue first, then off the DLQ: a crash between the two duplicates, never loses."""
     carried: dict[str, str | int | None] = {name: item.attribute(name) for name in CARRIED_ATTRIBUTES}
-    carried[ATTR_REDRIVE_COUNT] = int(item.attribute(ATTR_REDRIVE_COUNT) or 0) + 1
+    # Parked before the event id had a safe form, or moved by SQS itself with the sender's own attribute.
+    carried[ATTR_EVENT_ID] = safe_id(item.attribute(ATTR_EVENT_ID))
+    carried[ATTR_REDRIVE_COUNT] = _redrive_count(item.attribute(ATTR_REDRIVE_COUNT)) + 1
     extra: dict[str, str] = {}
     if is_fifo(target.request_queue_url):
         group = (item.message.get("Attributes") or {}).get("MessageGroupId") or "redriven"
@@ -168,3 +177,11 @@ def redrive_one(sqs: Any, target: Target, item: Parked) -> None:
     )
     sqs.delete_message(QueueUrl=target.require_dlq(), ReceiptHandle=item.message["ReceiptHandle"])
     item.message["_deleted"] = True
+
+
+def _redrive_count(value: str | None) -> int:
+    # Ours is a whole number; one a sender set on a message SQS moved itself may be anything.
+    try:
+        return max(int(value or 0), 0)
+    except ValueError:
+        return 0

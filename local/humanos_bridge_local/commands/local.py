@@ -28,10 +28,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Start on 127.0.0.1 moto with the resources of template.yaml, the Humanos sandbox (or a real "
             "Humanos), and the functions as sam build packages them (python3.13 under Lambda's runtime interface "
             "client): the ingest function behind a local HTTP API, the dispatcher fed from the queue. Prints the "
-            "endpoints, the local sender secrets and a signed curl, then one line per event. Ctrl-C stops it."
+            "endpoints, where the local sender secrets are and a signed curl, then one line per event. Ctrl-C "
+            "stops it."
         ),
     )
     add_stack_arguments(parser, default_port=8080)
+    parser.add_argument(
+        "--show-secrets",
+        action="store_true",
+        help="print the generated sender secrets' values too (by default only where they are: output is often "
+        "kept in files)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -105,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         say("starting the local bridge ...")
         stack.start()
-        print_banner(stack)
+        print_banner(stack, show_secrets=args.show_secrets)
         while not stop.wait(0.5):
             pass
         say("stopping ...")
@@ -117,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_banner(stack: LocalStack) -> None:
+def print_banner(stack: LocalStack, *, show_secrets: bool = False) -> None:
     assert stack.ready_seconds is not None
     humanos = f"sandbox {stack.humanos_base_url}" if stack.sandbox is not None else stack.humanos_base_url
     say(f"humanos-bridge local: ready in {stack.ready_seconds:.1f} s")
@@ -129,10 +136,7 @@ def print_banner(stack: LocalStack) -> None:
     say(f"  dead letters    {stack.dead_letter_queue_url}")
     if stack.options.write_endpoints:
         say(f"  endpoints file  {endpoints.endpoints_path()}  (read by send, dlq and status)")
-    # Local, generated secrets: showing them is how a developer signs test events.
-    say("  sender secrets (local only, generated):")
-    for key, values in stack.sender_secrets.items():
-        say(f"    {key:<14} {values[0]}")
+    print_sender_secrets(stack, show_secrets=show_secrets)
     source, path = SAMPLE
     if stack.mapping is not None and source in stack.mapping.sources and path.exists():
         body = path.read_bytes()
@@ -147,6 +151,23 @@ def print_banner(stack: LocalStack) -> None:
     say("\nEvents as they flow (contacts masked). Ctrl-C to stop.")
     say(HEADER)
     sys.stdout.flush()
+
+
+def print_sender_secrets(stack: LocalStack, *, show_secrets: bool) -> None:
+    """Where the generated sender secrets are, or (``--show-secrets``) their values.
+
+    Values only on request: this output is often redirected to a file or a CI log, and anyone holding a sender
+    secret can sign events. ``send`` and the printed curl sign without them being shown.
+    """
+    if show_secrets:
+        say("  sender secrets (local only, generated):")
+        for key, values in stack.sender_secrets.items():
+            say(f"    {key:<14} {values[0]}")
+        return
+    keys = ", ".join(stack.sender_secrets)
+    also = "" if stack.state_file is None else f"and in {stack.state_file} (--state-dir); "
+    say(f"  sender secrets  {keys}: generated, in moto's SenderSecret (`humanos-bridge send` signs with them)")
+    say(f"                  {also}--show-secrets prints them")
 
 
 def _shown_path(path: Path) -> Path:

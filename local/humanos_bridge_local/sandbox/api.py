@@ -114,10 +114,12 @@ class HumanosApi:
         *,
         tolerance_seconds: float,
         rate_limit_per_minute: int | None,
+        delivers_codes: bool = False,
     ) -> None:
         self.api_key = api_key
         self.signature_secret = signature_secret
         self.tolerance_seconds = tolerance_seconds
+        self.delivers_codes = delivers_codes
         self._lock = threading.RLock()
         self._retired: list[tuple[str, float]] = []  # (old secret, monotonic deadline)
         self._limiter = RateLimiter(rate_limit_per_minute)
@@ -233,7 +235,7 @@ class HumanosApi:
             errors = validation.validate_create(body, version)
             if errors:
                 return nest_error(400, errors)  # a refused body does not consume the key
-            record = _new_record(body, version, key)
+            record = _new_record(body, version, key, with_codes=self.delivers_codes)
             self._requests[record["id"]] = record
             reply = Reply(201, {key_: copy.deepcopy(record[key_]) for key_ in ("id", "credentials", "subjects")})
             if key is not None:
@@ -310,7 +312,7 @@ def _iso_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _new_record(body: dict[str, Any], version: str, key: str | None) -> dict[str, Any]:
+def _new_record(body: dict[str, Any], version: str, key: str | None, *, with_codes: bool) -> dict[str, Any]:
     credentials = [
         *({"id": object_id(), "name": f"Group {group}", "internalId": None} for group in body.get("groupIds") or []),
         *({"id": object_id(), "name": f"Resource {res}", "internalId": None} for res in body.get("resourcesIds") or []),
@@ -319,8 +321,15 @@ def _new_record(body: dict[str, Any], version: str, key: str | None) -> dict[str
             for cred in body.get("credentials") or []
         ),
     ]
+    request_id = object_id()
+    subjects = [{"contact": c, "id": object_id()} for c in validation.contacts_of(body, version)]
+    if with_codes:
+        # The organisation delivers the codes itself: Humanos hands each subject's code and link to the caller.
+        for subject in subjects:
+            subject["code"] = f"{secrets.randbelow(10**6):06d}"
+            subject["link"] = f"https://sandbox.humanos.invalid/r/{request_id}/{subject['id']}"
     return {
-        "id": object_id(),
+        "id": request_id,
         "internalId": body.get("internalId"),
         "name": body.get("name"),
         "securityLevel": body.get("securityLevel", "CONTACT"),
@@ -328,7 +337,7 @@ def _new_record(body: dict[str, Any], version: str, key: str | None) -> dict[str
         "idempotencyKey": key,
         "createdAt": _iso_now(),
         "credentials": credentials,
-        "subjects": [{"contact": c, "id": object_id()} for c in validation.contacts_of(body, version)],
+        "subjects": subjects,
         "resends": [],
         "body": copy.deepcopy(body),
     }

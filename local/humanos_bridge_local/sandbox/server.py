@@ -184,6 +184,9 @@ class Sandbox:
         Seeds the random generator behind probability faults.
     on_call
         Called with every ``RecordedCall`` as it is recorded (the CLI prints one line per call).
+    delivers_codes
+        Answer each created request's subjects with a ``code`` and ``link``, as Humanos does for an
+        organisation that delivers the codes itself.
     """
 
     def __init__(
@@ -197,12 +200,14 @@ class Sandbox:
         seed: int | None = None,
         *,
         on_call: Callable[[RecordedCall], None] | None = None,
+        delivers_codes: bool = False,
     ) -> None:
         self._api = HumanosApi(
             api_key or secrets.token_urlsafe(24),
             signature_secret or secrets.token_urlsafe(32),
             tolerance_seconds=tolerance_seconds,
             rate_limit_per_minute=rate_limit_per_minute,
+            delivers_codes=delivers_codes,
         )
         self._faults = FaultPlan(seed)
         self._host = host

@@ -29,8 +29,36 @@ class ExpressionSyntaxError(ValueError):
         self.message = message
 
 
+class ArgumentTypeError(jp_exceptions.JMESPathTypeError):  # type: ignore[misc]  # jmespath ships no type hints
+    """A function argument of a type the function does not take, with its position (1 = the first).
+
+    ``in_array``: the argument is an array, and one of its items has the wrong type.
+    """
+
+    def __init__(
+        self, function_name: str, position: int, cause: jp_exceptions.JMESPathTypeError, *, in_array: bool
+    ) -> None:
+        super().__init__(function_name, cause.current_value, cause.actual_type, cause.expected_types)
+        self.position = position
+        self.in_array = in_array
+
+
 class BridgeFunctions(jp_functions.Functions):  # type: ignore[misc]  # jmespath ships no type hints
     """The functions mapping files need beyond standard JMESPath (which has ``join`` and ``not_null``)."""
+
+    def _type_check(self, actual: list[Any], signature: list[dict[str, Any]], function_name: str) -> None:
+        # jmespath checks one argument per declared parameter, so a variadic function's further arguments
+        # went unchecked (concat() wrote an object into a request name as Python text). Every argument is
+        # checked here, a variadic function's extra ones against its last parameter, and the error says which.
+        for index, value in enumerate(actual):
+            types = signature[min(index, len(signature) - 1)]["types"]
+            if not types:
+                continue
+            try:
+                self._type_check_single(value, types, function_name)
+            except jp_exceptions.JMESPathTypeError as exc:
+                in_array = exc.current_value is not value
+                raise ArgumentTypeError(function_name, index + 1, exc, in_array=in_array) from None
 
     @jp_functions.signature({"types": []}, {"types": []})  # type: ignore[untyped-decorator]
     def _func_default(self, value: Any, fallback: Any) -> Any:
@@ -101,8 +129,12 @@ class Expression:
         except jp_exceptions.JMESPathTypeError as exc:
             expected = ", ".join(exc.expected_types)
             actual = jp_functions.TYPES_MAP.get(exc.actual_type, exc.actual_type)
+            argument = ""
+            if isinstance(exc, ArgumentTypeError):
+                argument = f" argument {exc.position}"
+                actual = f"an array with a {actual} item" if exc.in_array else actual
             raise MappingError(
-                f"{where}: expression `{self.text}` failed: {exc.function_name}() expected {expected} "
+                f"{where}: expression `{self.text}` failed: {exc.function_name}(){argument} expected {expected} "
                 f"but got {actual}; guard it, e.g. with default() or a `when` condition",
                 path=where,
                 details={"reason": "expression_failed"},

@@ -1,0 +1,105 @@
+"""The local flow table: one row per event and step, whatever the event's identifiers hold.
+
+A row is built from a function's log line. Its values are shown in their safe form: a sender's event
+type cannot add a fake row, an id cannot colour or clear the terminal, and a huge id stays a column.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from humanos_bridge_local.flow import FlowEvent, FlowRecorder, format_event
+
+FAKE_ROW = "contact.created\n00:00:00.000  dispatch  crm     contact.created     evt_fake  created"
+
+
+def ingest_line(**fields: Any) -> str:
+    """An ``event ...`` entry of the ingest function, as a function of any version might write it."""
+    entry = {
+        "level": "WARNING",
+        "message": "event rejected",
+        "route": "events",
+        "outcome": "rejected",
+        "source": "crm",
+        "eventType": "contact.created",
+        "eventId": "evt_crm_0001",
+        "status": 422,
+        "cause": "invalid_body",
+        "reason": "body.contacts[0]: not an e-mail address",
+        "latencyMs": 3.2,
+    }
+    entry.update(fields)
+    return json.dumps(entry)
+
+
+def shown_rows(*lines: str) -> tuple[list[str], list[FlowEvent]]:
+    printed: list[str] = []
+    recorder = FlowRecorder(on_event=lambda event: printed.append(format_event(event)), on_other=printed.append)
+    for line in lines:
+        recorder.feed("IngestFunction", line)
+    return printed, recorder.events
+
+
+def assert_one_harmless_line(text: str) -> None:
+    assert "\n" not in text and "\r" not in text
+    assert text.isprintable(), text
+
+
+def test_a_hostile_event_type_id_and_reason_stay_in_their_row() -> None:
+    """Finding 5: a newline and a fake row in the type, ANSI escapes in the id and in the reason's quoted key."""
+    printed, events = shown_rows(
+        ingest_line(
+            eventType=FAKE_ROW,
+            eventId="\x1b[31mevt_red\x1b[0m",
+            reason='body.data.total["\n\x1b[2Kfake"]: NaN and Infinity are not JSON',
+        )
+    )
+    (row,) = printed
+    assert_one_harmless_line(row)
+    assert "\\x1b[31mevt_red" in row  # the escape is visible, not obeyed
+    assert row.endswith('invalid_body: body.data.total["\\n\\x1b[2Kfake"]: NaN and Infinity are not JSON')
+    # Kept (and written to outcomes.json) in the same safe form.
+    assert events[0].event_type == FAKE_ROW.replace("\n", "\\n")
+    assert events[0].event_id == "\\x1b[31mevt_red\\x1b[0m"
+
+
+def test_contacts_and_huge_ids_are_masked_and_bounded_in_what_is_kept() -> None:
+    _, (by_mail, huge) = shown_rows(
+        ingest_line(eventId="ana.silva@example.com"), ingest_line(eventId="evt_" + "9" * 200_000)
+    )
+    assert by_mail.event_id == "a***@e***.com"
+    assert huge.event_id is not None and len(huge.event_id) <= 128
+    assert huge.event_id.endswith("chars)")
+
+
+def test_a_row_read_back_from_an_edited_outcomes_file_is_shown_safely() -> None:
+    """``status`` prints the recent outcomes from ``outcomes.json``, a file anyone may have edited."""
+    edited = FlowEvent(
+        at=0.0,
+        stage="dispatch",
+        outcome="created\x1b[2J",
+        source="crm\r",
+        event_type=FAKE_ROW,
+        event_id="evt_\ud800_x",
+        request_id="req\x1b]0;title\x07",
+        code="humanos_rejected\n",
+        reason="\x1b[31m" + "x" * 5000,
+    )
+    row = format_event(edited)
+    assert_one_harmless_line(row)
+    assert len(row) < 1200
+    row.encode("utf-8")  # no lone surrogate left to fail the terminal's encoder
+
+
+def test_other_lines_keep_their_tabs_and_show_each_traceback_frame_on_its_own_line() -> None:
+    printed, _ = shown_rows(
+        "INIT_REPORT Init Duration: 812.40 ms\tPhase: init\tStatus: error",
+        "[ERROR] KeyError: '\x1b[2Kkey'\rTraceback (most recent call last):\r  File \"/var/task/app.py\", line 7",
+    )
+    assert printed[0] == "IngestFunction: INIT_REPORT Init Duration: 812.40 ms\tPhase: init\tStatus: error"
+    assert printed[1].split("\n") == [
+        "IngestFunction: [ERROR] KeyError: '\\x1b[2Kkey'",
+        "    Traceback (most recent call last):",
+        '      File "/var/task/app.py", line 7',
+    ]
