@@ -20,7 +20,7 @@ DOCUMENTED_DEFAULTS = {
     "BatchSize": 10,
     "BatchingWindowSeconds": 0,
     "MaxConcurrency": 2,
-    "MaxReceiveCount": 5,
+    "MaxReceiveCount": 200,
     "CreateSecrets": "true",
     "ExistingHumanosSecretArn": "",
     "ExistingSenderSecretArn": "",

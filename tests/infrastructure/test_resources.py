@@ -29,7 +29,7 @@ def test_request_queue_redrives_to_the_dead_letter_queue(template: Template) -> 
         "RequestQueue RedrivePolicy.deadLetterTargetArn: !GetAtt DeadLetterQueue.Arn"
     )
     assert redrive.get("maxReceiveCount") == {"Ref": "MaxReceiveCount"}, "RedrivePolicy.maxReceiveCount: !Ref parameter"
-    assert template.parameters["MaxReceiveCount"]["Default"] == 5, "MaxReceiveCount: default 5"
+    assert template.parameters["MaxReceiveCount"]["Default"] == 200, "MaxReceiveCount: default 200 (a day of failures)"
 
 
 @pytest.mark.parametrize("queue", ["RequestQueue", "DeadLetterQueue"])

@@ -60,7 +60,8 @@ def test_credentials_repr_shows_no_characters_of_either_value() -> None:
 def test_malformed_secret_names_what_is_wrong_and_never_the_values(
     secrets: Any, value: str | dict[str, Any], problem: str
 ) -> None:
-    """Each malformed shape raises a permanent CredentialsError naming the field and the expected shape."""
+    """Each malformed shape raises a CredentialsError naming the field and the expected shape. Retryable: the
+    operator fixes the secret, and events wait for it (alarming) instead of being parked."""
     arn = create_secret(secrets, value)
     source = SecretsManagerCredentials(arn, boto3_client=secrets)
 
@@ -69,13 +70,13 @@ def test_malformed_secret_names_what_is_wrong_and_never_the_values(
 
     separator = " " if problem.startswith("is ") else ": "
     assert str(caught.value) == f"Humanos secret {arn}{separator}{problem}; {SHAPE}"
-    assert caught.value.retryable is False
+    assert caught.value.retryable is True
     for secret_value in ("key-value-1", "sig-value-1", "super-secret-value", "987654"):
         assert secret_value not in str(caught.value)
 
 
-def test_missing_secret_is_permanent_with_how_to_fix(secrets: Any) -> None:
-    """ResourceNotFound: permanent, says to create it or fix HUMANOS_SECRET_ID."""
+def test_missing_secret_waits_for_the_operator_and_says_how_to_fix(secrets: Any) -> None:
+    """ResourceNotFound: says to create it or fix HUMANOS_SECRET_ID; retryable, events wait for the fix."""
     source = SecretsManagerCredentials("humanos/absent", boto3_client=secrets)
     with pytest.raises(CredentialsError) as caught:
         source.get()
@@ -83,7 +84,7 @@ def test_missing_secret_is_permanent_with_how_to_fix(secrets: Any) -> None:
         f"Humanos secret humanos/absent does not exist; create it ({SHAPE}) or fix HUMANOS_SECRET_ID "
         "(ResourceNotFoundException)"
     )
-    assert caught.value.retryable is False
+    assert caught.value.retryable is True
 
 
 def test_unreachable_secrets_manager_is_retryable(moto: Any) -> None:

@@ -172,38 +172,33 @@ def test_a_retry_after_humanos_recovers_creates_the_request_once(ingest: IngestE
     assert len(creations(ingest)) == 1
 
 
-def test_humanos_refusing_our_credentials_is_502(ingest: IngestEnv) -> None:
-    """Our API key is wrong: not the sender's fault, and nothing it can fix by retrying."""
+def test_humanos_refusing_our_credentials_is_503_until_the_operator_fixes_it(ingest: IngestEnv) -> None:
+    """Our API key is wrong: not the sender's fault. The operator will fix it: the sender retries in a minute."""
     ingest.bridge.moto.client("secretsmanager").put_secret_value(
         SecretId=ingest.bridge.secret_arn,
         SecretString=json.dumps({"apiKey": "wrong", "signatureSecret": ingest.bridge.sandbox.signature_secret}),
     )
     answer = ingest.invoke(apigw_event(SYNC))
-    assert (answer.status, answer.body) == (
-        502,
-        {
-            "error": {
-                "code": "humanos_auth",
-                "message": "Humanos refused the request for a reason the sender cannot fix; the operator must check "
-                "the logs",
-            }
-        },
+    assert (answer.status, answer.body, answer.headers.get("Retry-After")) == (
+        503,
+        {"error": {"code": "humanos_auth", "message": "the service cannot take the request now; retry after 60 s"}},
+        "60",
     )
     assert creations(ingest) == []
 
 
-def test_a_malformed_humanos_secret_is_500_with_a_generic_message(ingest: IngestEnv) -> None:
-    """Configuration errors are the operator's: the sender learns only that it failed."""
+def test_a_malformed_humanos_secret_is_503_with_a_generic_message(ingest: IngestEnv) -> None:
+    """The operator's to fix: the sender learns only to retry later, never what is wrong with the secret."""
     ingest.bridge.moto.client("secretsmanager").put_secret_value(
         SecretId=ingest.bridge.secret_arn, SecretString='{"apiKey": "only-a-key"}'
     )
     answer = ingest.invoke(apigw_event(SYNC))
     assert (answer.status, answer.body) == (
-        500,
+        503,
         {
             "error": {
-                "code": "internal_error",
-                "message": "the service could not handle the request; its operator must check the logs",
+                "code": "credentials_error",
+                "message": "the service cannot take the request now; retry after 60 s",
             }
         },
     )

@@ -9,6 +9,8 @@ import pytest
 
 from humanos_bridge import backoff
 from humanos_bridge.backoff import RetryPolicy, full_jitter
+from humanos_bridge.classify import parse_retry_after
+from humanos_bridge.dispatch import MAX_VISIBILITY_SECONDS, Backoff
 from humanos_bridge.errors import ConfigError
 from humanos_bridge.settings import Settings
 
@@ -121,3 +123,43 @@ def test_retry_after_below_the_jittered_wait_does_not_shorten_it() -> None:
     """A small Retry-After does not cut an exponential wait that is already longer."""
     policy = RetryPolicy()
     assert policy.backoff_for(4, 1.0, _Extremes(top=True)) == 4.0
+
+
+# -- the dispatcher's back-off: how long a failed message stays invisible ------------------------------
+
+
+@pytest.mark.parametrize("receive_count", [1, 2, 5, 8, 50, 10_000])
+def test_a_redelivery_waits_at_least_half_its_interval_and_at_most_the_cap(receive_count: int) -> None:
+    """10 s doubling to 15 minutes, each wait in the upper half of its interval: never 0 s, never above 15 min."""
+    upper = min(900.0, 10.0 * 2.0 ** min(receive_count - 1, 64))
+    low = Backoff().visibility_for(receive_count, None, _Extremes(top=False))
+    high = Backoff().visibility_for(receive_count, None, _Extremes(top=True))
+    assert (low, high) == (int(upper / 2), int(upper))
+
+
+@pytest.mark.parametrize("retry_after", [120.0, 899.5, 3_600.0])
+def test_retry_after_is_a_floor_for_the_visibility(retry_after: float) -> None:
+    """Humanos's Retry-After outweighs a shorter back-off (the mutation that ignored it passed the old suite)."""
+    visibility = Backoff().visibility_for(1, retry_after, _Extremes(top=True))
+    assert visibility == int(retry_after)
+
+
+def test_retry_after_as_an_http_date_is_a_floor_too() -> None:
+    """An HTTP-date Retry-After, read against one injected clock, becomes the same floor."""
+    now = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+    seconds = parse_retry_after("Thu, 01 Jan 2026 00:05:00 GMT", now=now)
+    assert seconds == 300.0
+    assert Backoff().visibility_for(1, seconds, _Extremes(top=True)) == 300
+
+
+def test_no_visibility_exceeds_sqs_s_twelve_hours() -> None:
+    """SQS refuses visibility timeouts above 12 hours: a huge Retry-After or back-off is cut there."""
+    assert Backoff().visibility_for(3, 10**9, _Extremes(top=True)) == MAX_VISIBILITY_SECONDS == 43_200
+    assert Backoff(base_seconds=10.0, max_seconds=10**9).visibility_for(60, None, _Extremes(top=True)) == 43_200
+
+
+def test_min_seconds_until_sums_the_lower_halves() -> None:
+    """The least time before the n-th receive: the sum of the lower bounds of the n - 1 waits before it."""
+    assert Backoff().min_seconds_until(1) == 0
+    assert Backoff().min_seconds_until(4) == (10 + 20 + 40) / 2
+    assert Backoff().min_seconds_until(200) == 635 + 192 * 450  # 24.2 hours

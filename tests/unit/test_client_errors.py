@@ -57,7 +57,7 @@ STATUS_TABLE = [
         nest(401, "Invalid signature", "Unauthorized"),
         None,
         AuthenticationError,
-        False,
+        True,  # the operator's to fix: events wait (and alarm), never parked
         None,
         "Humanos answered 401 Unauthorized: Invalid signature; check apiKey and signatureSecret in the Humanos secret",
     ),
@@ -75,7 +75,7 @@ STATUS_TABLE = [
         nest(403, "Forbidden resource"),
         None,
         AuthenticationError,
-        False,
+        True,
         None,
         "Humanos answered 403 Forbidden: Forbidden resource; check that the API key may call this endpoint",
     ),

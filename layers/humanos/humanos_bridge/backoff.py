@@ -52,6 +52,19 @@ def full_jitter(attempt: int, base: float, cap: float, rng: random.Random | None
     return rng.uniform(0.0, upper) if rng is not None else random.uniform(0.0, upper)
 
 
+def equal_jitter(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Return a wait drawn uniformly from the upper half of ``full_jitter``'s interval.
+
+    Still spread (clients that failed together do not retry together), but never shorter than half
+    the interval: so many failed attempts take at least a known time (the dispatcher's promise that
+    a Humanos outage of a day parks nothing rests on it).
+    """
+    if attempt < 1:
+        raise ValueError(f"attempt counts from 1 (got {attempt})")
+    upper = min(cap, base * 2.0 ** min(attempt - 1, _MAX_EXPONENT))
+    return rng.uniform(upper / 2, upper) if rng is not None else random.uniform(upper / 2, upper)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How a Humanos call is retried. Immutable: use ``new(**changes)`` for a variant.

@@ -9,9 +9,10 @@ holds back the rest of its group only. Outcomes are then settled for the whole b
 
 - created / duplicate / ignored: acknowledged;
 - permanent failure: parked in the dead-letter queue with its reason, then acknowledged;
-- retryable failure: reported as a batch item failure, its visibility set to a jittered
-  exponential back-off from its receive count (at least Retry-After), so SQS redelivers it
-  later and, after ``maxReceiveCount``, moves it to the dead-letter queue itself.
+- retryable failure (Humanos down or rate limiting, a wrong secret, AWS unavailable): reported as a
+  batch item failure, its visibility set to a jittered exponential back-off from its receive count
+  (at least Retry-After: ``Backoff``), so SQS redelivers it later and, after ``maxReceiveCount``
+  (at least a day), moves it to the dead-letter queue itself.
 
 Logs and metrics are written from the outcomes in the invoking thread.
 """
@@ -31,7 +32,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from humanos_bridge import wire
-from humanos_bridge.backoff import full_jitter
+from humanos_bridge.backoff import equal_jitter
 from humanos_bridge.dead_letters import Parcel, park
 from humanos_bridge.errors import EventIgnored, MappingError
 from humanos_bridge.exactly_once import ExactlyOnce
@@ -65,16 +66,28 @@ class MissingSource(MappingError):
 
 @dataclass(frozen=True)
 class Backoff:
-    """How long a failed message stays invisible before SQS hands it out again."""
+    """How long a failed message stays invisible before SQS hands it out again.
+
+    10 s doubling up to 15 minutes, each wait drawn from the upper half of its interval, at least
+    ``Retry-After``, at most SQS's 12 hours. So a message that keeps failing is received at most
+    about four times an hour once the waits reach the cap, and the template's ``MaxReceiveCount``
+    (200) is at least a day of failures (``min_seconds_until``) before SQS parks it: a Humanos outage
+    or a wrong secret fixed within a day parks nothing. A short outage still costs at most a quarter
+    of an hour of delay after Humanos is back.
+    """
 
     base_seconds: float = 10.0
     max_seconds: float = 900.0
 
     def visibility_for(self, receive_count: int, retry_after: float | None, rng: Any = None) -> int:
-        wait = full_jitter(max(receive_count, 1), self.base_seconds, self.max_seconds, rng)
+        wait = equal_jitter(max(receive_count, 1), self.base_seconds, self.max_seconds, rng)
         if retry_after is not None:
             wait = max(wait, retry_after)
         return int(min(max(wait, 0), MAX_VISIBILITY_SECONDS))
+
+    def min_seconds_until(self, receives: int) -> float:
+        """The least time a message failing on every receive spends before its ``receives``-th receive."""
+        return sum(min(self.max_seconds, self.base_seconds * 2.0 ** min(n - 1, 64)) / 2 for n in range(1, receives))
 
 
 @dataclass

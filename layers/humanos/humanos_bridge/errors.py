@@ -80,11 +80,15 @@ class DeliveryInProgress(BridgeError):
 
 
 class CredentialsError(BridgeError):
-    """The Humanos secret could not be read or is malformed."""
+    """The Humanos secret could not be read or is malformed.
+
+    Retryable by default, like AuthenticationError: an operator's mistake makes events wait (and alarm)
+    until it is fixed, never parks them.
+    """
 
     code = "credentials_error"
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
         super().__init__(message)
         self.retryable = retryable
 
@@ -149,9 +153,14 @@ class AmbiguousError(RetryableError):
 
 
 class AuthenticationError(HumanosError):
-    """401/403: bad API key or signature, even after fetching the secret again."""
+    """401/403: bad API key or signature, even after fetching the secret again.
+
+    Retryable: it is the operator's to fix (a placeholder secret, a rotation gap), and until then
+    events wait and the RetryableFailures alarm fires; parking them would need a redrive afterwards.
+    """
 
     code = "humanos_auth"
+    retryable = True
 
 
 class PermanentError(HumanosError):

@@ -14,7 +14,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from humanos_bridge.errors import (
+    AuthenticationError,
     BridgeError,
+    CredentialsError,
     HumanosError,
     MappingError,
     PermanentError,
@@ -120,6 +122,8 @@ UNAUTHORIZED_MESSAGE = "request signature could not be verified"
 INTERNAL_MESSAGE = "the service could not handle the request; its operator must check the logs"
 #: Retry-After for retryable failures that named no wait of their own (seconds).
 DEFAULT_RETRY_AFTER_SECONDS = 5
+#: Retry-After while the operator must fix our own credentials (a secret, a rotation gap): minutes, not seconds.
+OPERATOR_RETRY_AFTER_SECONDS = 60
 #: Detail keys that may reach an error body: paths, field names and limits, never event values.
 SAFE_DETAIL_KEYS = frozenset({"path", "source", "rule", "errors", "limit", "maxDepth", "expected", "humanosStatus"})
 #: Humanos's permanent statuses and what the synchronous route answers for each (anything else: 502).
@@ -175,12 +179,13 @@ def http_outcome(exc: BaseException) -> HttpOutcome:
                                                 409,
                                                 402
     idempotency conflict (same key, new body)   409    precise
-    Humanos refused our credentials (401/403)   502    generic
     other permanent Humanos answers             502    generic
     anything retryable (Humanos 429/5xx,        503    generic, ``Retry-After``
     timeouts, SQS/DynamoDB, in progress,
-    a delivery's first copy in progress)
-    config errors, bad secrets, bugs            500    generic
+    a delivery's first copy in progress,
+    our credentials refused (401/403) or a
+    secret unreadable: the operator's to fix)
+    config errors, bugs                         500    generic
     ==========================================  =====  =====================================
     """
     failure = classify_failure(exc)
@@ -199,9 +204,12 @@ def http_outcome(exc: BaseException) -> HttpOutcome:
     if isinstance(exc, MappingError):
         return HttpOutcome(422, failure.code, failure.reason, _safe_details(exc), reason=failure.reason)
     if failure.retryable:
-        wait = failure.retry_after if failure.retry_after is not None else DEFAULT_RETRY_AFTER_SECONDS
+        operator = isinstance(exc, AuthenticationError | CredentialsError)
+        default_wait = OPERATOR_RETRY_AFTER_SECONDS if operator else DEFAULT_RETRY_AFTER_SECONDS
+        wait = failure.retry_after if failure.retry_after is not None else default_wait
         seconds = max(1, math.ceil(wait))
-        what = "Humanos is unavailable" if isinstance(exc, HumanosError) else "the service cannot take the request now"
+        unavailable = isinstance(exc, HumanosError) and not operator
+        what = "Humanos is unavailable" if unavailable else "the service cannot take the request now"
         return HttpOutcome(503, failure.code, f"{what}; retry after {seconds} s", None, seconds, failure.reason)
     if failure.code == "idempotency_conflict":
         return HttpOutcome(409, failure.code, failure.reason, reason=failure.reason)
