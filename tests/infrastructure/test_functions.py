@@ -178,11 +178,17 @@ def test_function_gets_every_variable_it_needs(template: Template, function: str
 
 
 def test_ingest_does_not_get_the_dispatchers_variables(template: Template) -> None:
-    """Ingest never writes to the DLQ nor rate-limits; giving it those names would invite misuse."""
-    extra = {"DEAD_LETTER_QUEUE_URL", "RATE_LIMIT_PER_MINUTE", "DISPATCHER_MAX_CONCURRENCY"} & set(
-        template.environment("IngestFunction")
-    )
+    """Ingest never writes to the DLQ nor scales with the event source; giving it those names would invite misuse."""
+    extra = {"DEAD_LETTER_QUEUE_URL", "DISPATCHER_MAX_CONCURRENCY"} & set(template.environment("IngestFunction"))
     assert not extra, f"IngestFunction: remove {sorted(extra)}; only the dispatcher uses them"
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_both_functions_read_the_same_rate_limit_split(template: Template, function: str) -> None:
+    """The synchronous route takes SyncRateLimitPerMinute and the dispatchers the rest: each side must see both."""
+    environment = template.environment(function)
+    assert environment.get("RATE_LIMIT_PER_MINUTE") == {"Ref": "RateLimitPerMinute"}
+    assert environment.get("SYNC_RATE_LIMIT_PER_MINUTE") == {"Ref": "SyncRateLimitPerMinute"}
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)

@@ -73,6 +73,8 @@ def ingest_mapping() -> dict[str, Any]:
 
 def create_ingest(moto: Any, sandbox: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> IngestEnv:
     bridge = create_bridge(moto, sandbox, monkeypatch)
+    # The synchronous route's pacing is the subject of test_sync_rate_limit only; here it never makes a call wait.
+    monkeypatch.setenv("SYNC_RATE_LIMIT_PER_MINUTE", "30000")
     bridge.with_mapping(monkeypatch, ingest_mapping(), tmp_path)
     secrets = {"crm": [CRM_SECRET], "shop-webhooks": [SHOP_SECRET], "hr": [HR_SECRET]}
     arn = moto.client("secretsmanager").create_secret(Name="senders", SecretString=json.dumps(secrets))["ARN"]

@@ -26,13 +26,9 @@ def test_environment_overrides_defaults_and_arguments_override_environment() -> 
 
 
 def test_per_container_rate_shares_the_org_limit() -> None:
-    """With 3 containers at most, each may create 20 of the 60 requests a minute."""
-    assert (
-        Settings.from_env(
-            {"RATE_LIMIT_PER_MINUTE": "60", "DISPATCHER_MAX_CONCURRENCY": "3"}
-        ).per_container_rate_per_minute
-        == 20
-    )
+    """60 a minute, 15 of them for the synchronous route: each of 3 dispatcher containers may create 15."""
+    environ = {"RATE_LIMIT_PER_MINUTE": "60", "SYNC_RATE_LIMIT_PER_MINUTE": "15", "DISPATCHER_MAX_CONCURRENCY": "3"}
+    assert Settings.from_env(environ).per_container_rate_per_minute == 15
 
 
 @pytest.mark.parametrize(

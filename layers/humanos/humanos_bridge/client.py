@@ -32,7 +32,7 @@ from humanos_bridge.settings import MAX_BATCH_SIZE
 
 if TYPE_CHECKING:
     from humanos_bridge.credentials import Credentials, CredentialsSource
-    from humanos_bridge.ratelimit import TokenBucket
+    from humanos_bridge.ratelimit import CreationLimiter
     from humanos_bridge.settings import Settings
 
 #: Pages of ``GET /request?internalId=`` read at most by ``find_requests`` (100 requests each).
@@ -132,7 +132,7 @@ class HumanosClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
-        creation_limiter: TokenBucket | None = None,
+        creation_limiter: CreationLimiter | None = None,
     ) -> None:
         self.base_url = _check_base_url(base_url)
         if not _API_VERSION.fullmatch(api_version or ""):
@@ -158,7 +158,7 @@ class HumanosClient:
         credentials: CredentialsSource,
         api_version: str,
         pool: urllib3.PoolManager | None = None,
-        creation_limiter: TokenBucket | None = None,
+        creation_limiter: CreationLimiter | None = None,
     ) -> HumanosClient:
         """A client configured from ``Settings`` (base URL, timeouts, attempts, deadline)."""
         return cls(

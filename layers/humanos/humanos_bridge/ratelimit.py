@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from humanos_bridge.errors import ConfigError, RetryableError
 
@@ -23,6 +24,12 @@ class RateLimitedLocally(RetryableError):
     """The container's share of the Humanos rate is used up for longer than the caller can wait."""
 
     code = "rate_limited_locally"
+
+
+class CreationLimiter(Protocol):
+    """What paces request creations: this container's ``TokenBucket``, or the ingest containers' shared one."""
+
+    def acquire(self, *, max_wait: float | None = None) -> float: ...
 
 
 class TokenBucket:

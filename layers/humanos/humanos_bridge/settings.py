@@ -37,6 +37,7 @@ ENV_NAMES: dict[str, str] = {
     "dead_letter_queue_url": "DEAD_LETTER_QUEUE_URL",
     "rate_limit_per_minute": "RATE_LIMIT_PER_MINUTE",
     "max_concurrency": "DISPATCHER_MAX_CONCURRENCY",
+    "sync_rate_limit_per_minute": "SYNC_RATE_LIMIT_PER_MINUTE",
     "sender_secret_id": "SENDER_SECRET_ID",
     "signature_tolerance_seconds": "SIGNATURE_TOLERANCE_SECONDS",
     "idempotency_ttl_seconds": "IDEMPOTENCY_TTL_SECONDS",
@@ -73,6 +74,9 @@ class Settings:
     rate_limit_per_minute: int = 60
     #: The dispatcher event source's maximum concurrency; the per-container rate is the org rate divided by it.
     max_concurrency: int = 2
+    #: The synchronous route's share of ``rate_limit_per_minute`` (one bucket for every ingest container,
+    #: ``shared_ratelimit``); the dispatchers get the rest.
+    sync_rate_limit_per_minute: int = 10
     #: ARN or name of the secret holding sender secrets per source.
     sender_secret_id: str = ""
     signature_tolerance_seconds: int = 300
@@ -89,18 +93,30 @@ class Settings:
             "max_attempts",
             "rate_limit_per_minute",
             "max_concurrency",
+            "sync_rate_limit_per_minute",
             "signature_tolerance_seconds",
         )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{ENV_NAMES[name]} must be greater than 0 (got {getattr(self, name)})")
+        if self.sync_rate_limit_per_minute >= self.rate_limit_per_minute:
+            raise ConfigError(
+                f"{ENV_NAMES['sync_rate_limit_per_minute']} ({self.sync_rate_limit_per_minute}) must be below "
+                f"{ENV_NAMES['rate_limit_per_minute']} ({self.rate_limit_per_minute}): the dispatchers get the rest "
+                "of Humanos's rate limit"
+            )
         if not self.humanos_base_url.startswith(("https://", "http://")):
             raise ConfigError(f"{ENV_NAMES['humanos_base_url']} must be an http(s) URL such as https://api.humanos.id")
 
     @property
+    def dispatcher_rate_per_minute(self) -> int:
+        """What the dispatchers share of the org-wide rate: all but the synchronous route's share."""
+        return self.rate_limit_per_minute - self.sync_rate_limit_per_minute
+
+    @property
     def per_container_rate_per_minute(self) -> float:
-        """Each of ``max_concurrency`` containers gets an equal share of the org-wide rate."""
-        return self.rate_limit_per_minute / self.max_concurrency
+        """Each of ``max_concurrency`` dispatcher containers gets an equal share of the dispatchers' rate."""
+        return self.dispatcher_rate_per_minute / self.max_concurrency
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -20,7 +20,7 @@ from humanos_bridge.dispatch import Dispatcher
 from humanos_bridge.errors import ConfigError
 from humanos_bridge.exactly_once import ExactlyOnce
 from humanos_bridge.mapping import MappingConfig, load_mapping_cached
-from humanos_bridge.ratelimit import TokenBucket
+from humanos_bridge.ratelimit import CreationLimiter, TokenBucket
 from humanos_bridge.settings import ENV_NAMES, MAX_BATCH_SIZE, Settings
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def humanos_client(
     session: boto3.session.Session,
     pool: urllib3.PoolManager | None = None,
     *,
-    creation_limiter: TokenBucket | None = None,
+    creation_limiter: CreationLimiter | None = None,
 ) -> HumanosClient:
     require(settings, "humanos_secret_id")
     credentials = SecretsManagerCredentials(
@@ -99,7 +99,7 @@ def dispatcher(
     require(settings, "request_queue_url", "dead_letter_queue_url")
     session = session or boto3.session.Session()
     mapping = load_mapping(settings)
-    limiter = TokenBucket.for_org_limit(settings.rate_limit_per_minute, settings.max_concurrency)
+    limiter = TokenBucket.for_org_limit(settings.dispatcher_rate_per_minute, settings.max_concurrency)
     client = humanos_client(settings, mapping, session, pool, creation_limiter=limiter)
     sender = exactly_once(settings, client, session, persistence=persistence)
     return Dispatcher(
@@ -135,6 +135,7 @@ def ingest_service(
     from humanos_bridge.ingest import IngestService
     from humanos_bridge.replays import ReplayGuard
     from humanos_bridge.sender_secrets import SenderSecrets
+    from humanos_bridge.shared_ratelimit import SharedTokenBucket
 
     require(settings, "request_queue_url", "sender_secret_id", "humanos_secret_id", "idempotency_table")
     session = session or boto3.session.Session()
@@ -146,6 +147,9 @@ def ingest_service(
         boto3_client=session.client("secretsmanager"),
     )
     sender = exactly_once(settings, client, session, persistence=persistence)
+    # The synchronous route's share of the rate limit, one bucket for all ingest containers, in the table the
+    # sender already writes (so no client of its own): shared_ratelimit.
+    client.creation_limiter = SharedTokenBucket.beside(sender.ledger, settings.sync_rate_limit_per_minute)
     return IngestService(
         mapping,
         session.client("sqs"),
