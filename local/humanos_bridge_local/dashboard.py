@@ -5,7 +5,9 @@ The template's ``AWS::CloudWatch::Dashboard`` body is JSON inside ``!Sub``. ``da
 ``widgets`` turns each metric widget into the queries it draws. ``emitted_metrics`` finds the names of
 the bridge's own metrics in the code (every ``add_metric``/``single_metric`` call, read from the source
 with ``ast``), so the infrastructure tests can check that the dashboard reads nothing the code does not
-write, and ``scripts/render_dashboard.py`` can draw the very same widgets from a local run.
+write, ``scripts/render_dashboard.py`` can draw the very same widgets from a local run, and
+``humanos-bridge status --stack`` can read them from CloudWatch. ``variables`` names what the body reads,
+so that a reader filling it from a deployed stack can tell which names the stack lacks.
 """
 
 from __future__ import annotations
@@ -73,14 +75,7 @@ def dashboard_body(document: Mapping[str, Any], values: Mapping[str, Any] | None
     A variable takes its value from ``values`` (``"Name"`` or ``"Resource.Attribute"``), else a parameter's
     default, else the logical id it names (a stand-in for the physical name CloudFormation would give).
     """
-    _, resource = dashboard_resource(document)
-    body = resource["Properties"]["DashboardBody"]
-    if isinstance(body, dict) and set(body) == {"Fn::Sub"}:
-        text = body["Fn::Sub"] if isinstance(body["Fn::Sub"], str) else body["Fn::Sub"][0]
-    elif isinstance(body, str):
-        text = body
-    else:
-        raise ConfigError("DashboardBody should be JSON text, plain or in !Sub")
+    text = _body_text(document)
     parameters = document.get("Parameters", {})
     given = dict(values or {})
 
@@ -100,6 +95,24 @@ def dashboard_body(document: Mapping[str, Any], values: Mapping[str, Any] | None
     except ValueError as exc:
         raise ConfigError(f"the dashboard's body is not valid JSON once filled in: {exc}") from exc
     return parsed
+
+
+def variables(document: Mapping[str, Any]) -> set[str]:
+    """The ``${...}`` variables the dashboard's body reads: ``"Name"`` or ``"Resource.Attribute"``."""
+    return {
+        f"{match.group(1)}.{match.group(2)}" if match.group(2) else match.group(1)
+        for match in _SUB_VARIABLE.finditer(_body_text(document))
+    }
+
+
+def _body_text(document: Mapping[str, Any]) -> str:
+    _, resource = dashboard_resource(document)
+    body = resource["Properties"]["DashboardBody"]
+    if isinstance(body, dict) and set(body) == {"Fn::Sub"}:
+        return str(body["Fn::Sub"] if isinstance(body["Fn::Sub"], str) else body["Fn::Sub"][0])
+    if isinstance(body, str):
+        return body
+    raise ConfigError("DashboardBody should be JSON text, plain or in !Sub")
 
 
 def widgets(body: Mapping[str, Any]) -> list[Widget]:

@@ -3,8 +3,8 @@
 ``humanos-bridge local`` writes its endpoints to ``~/.humanos-bridge/local.json`` (or
 ``$HUMANOS_BRIDGE_HOME/local.json``) while it runs and removes the file when it stops. The
 operator commands read it by default; ``--stack NAME`` reads a deployed stack's outputs through
-CloudFormation (``DescribeStacks``) with the usual AWS credentials, and ``--queue-url``/``--dlq-url``
-name the queues directly. The file holds URLs and names only: no secret values.
+CloudFormation (``DescribeStacks``) with the usual AWS credentials (or ``--profile``), and
+``--queue-url``/``--dlq-url`` name the queues directly. The file holds URLs and names only: no secret values.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from humanos_bridge.errors import ConfigError
 from humanos_bridge_local.private_files import write_json as write_json  # the stack writes its files through it
@@ -88,6 +88,7 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--queue-url", help="the request queue URL (deployed; with AWS credentials)")
     group.add_argument("--dlq-url", help="the dead-letter queue URL (deployed; with AWS credentials)")
     group.add_argument("--region", help="AWS region of --stack or the queues (default: the AWS CLI's)")
+    group.add_argument("--profile", help="AWS CLI profile for --stack or the queues (default: the AWS CLI's)")
     group.add_argument(
         "--endpoints", type=Path, metavar="FILE", help=f"local stack endpoints file (default: {endpoints_path()})"
     )
@@ -96,11 +97,19 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
 def resolve_target(args: argparse.Namespace) -> Target:
     """The bridge that ``args`` name; ConfigError saying what to pass when none can be found."""
     if getattr(args, "stack", None):
-        return stack_target(args.stack, boto3.session.Session(region_name=args.region))
+        return stack_target(args.stack, aws_session(args))
     if getattr(args, "queue_url", None) or getattr(args, "dlq_url", None):
         queue_url = args.queue_url or ""
-        return Target("the given queues", boto3.session.Session(region_name=args.region), None, queue_url, args.dlq_url)
+        return Target("the given queues", aws_session(args), None, queue_url, args.dlq_url)
     return local_target(read_local_endpoints(getattr(args, "endpoints", None)))
+
+
+def aws_session(args: argparse.Namespace) -> Any:
+    """A boto3 session for a deployed bridge, from ``--region`` and ``--profile`` (else the AWS CLI's own)."""
+    try:
+        return boto3.session.Session(region_name=args.region, profile_name=getattr(args, "profile", None))
+    except ProfileNotFound as exc:
+        raise ConfigError(f"{exc}: check --profile (`aws configure list-profiles` lists them)") from exc
 
 
 def local_target(data: dict[str, Any]) -> Target:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -12,7 +14,7 @@ import urllib3
 from humanos_bridge.client import HumanosClient
 from humanos_bridge.credentials import Credentials, SecretsManagerCredentials, StaticCredentials
 from humanos_bridge.errors import ConfigError, CredentialsError
-from humanos_bridge_local.sandbox import Sandbox
+from humanos_bridge_local.sandbox import RecordedCall, Sandbox
 
 SECRET_NAME = "humanos/credentials"
 SHAPE = 'store JSON {"apiKey": "...", "signatureSecret": "..."}'
@@ -190,13 +192,71 @@ def test_rotation_costs_exactly_one_refresh_and_one_extra_call(
     assert source.fetch_count == 2
 
 
-def test_concurrent_refreshes_after_one_rotation_fetch_once(moto: Any) -> None:
-    """Many workers meet the same 401 together; the first refresh serves the others."""
-    sm = moto.client("secretsmanager")
-    arn = sm.create_secret(Name="rotating", SecretString='{"apiKey": "k", "signatureSecret": "old"}')["ARN"]
-    credentials = SecretsManagerCredentials(arn, ttl_seconds=300, boto3_client=sm)
-    refused = credentials.get()
-    sm.put_secret_value(SecretId=arn, SecretString='{"apiKey": "k", "signatureSecret": "new"}')
-    fresh = [credentials.get(force_refresh=True, stale=refused) for _ in range(5)]
-    assert {c.signature_secret for c in fresh} == {"new"}
-    assert credentials.fetch_count == 2
+def test_a_refresh_of_credentials_already_replaced_fetches_nothing(secrets: Any) -> None:
+    """A worker refreshing after a 401 names the credentials that were refused (``stale``); when another
+    worker has already replaced them, it gets the new ones from the cache without a fetch."""
+    arn = create_secret(secrets, {"apiKey": "k", "signatureSecret": "old"})
+    source = SecretsManagerCredentials(arn, ttl_seconds=300, boto3_client=secrets)
+    refused = source.get()
+    secrets.put_secret_value(SecretId=arn, SecretString=json.dumps({"apiKey": "k", "signatureSecret": "new"}))
+
+    fresh = [source.get(force_refresh=True, stale=refused) for _ in range(3)]
+
+    assert fresh == [Credentials("k", "new")] * 3
+    assert source.fetch_count == 2  # the first read, then one refresh
+
+
+def test_concurrent_refreshes_after_one_rotation_fetch_once(secrets: Any) -> None:
+    """Eight workers meet the same 401 and refresh at the same moment (released together by a barrier):
+    one of them reads Secrets Manager, the others wait for it and get its value."""
+    arn = create_secret(secrets, {"apiKey": "k", "signatureSecret": "old"})
+    source = SecretsManagerCredentials(arn, ttl_seconds=300, boto3_client=secrets)
+    refused = source.get()
+    secrets.put_secret_value(SecretId=arn, SecretString=json.dumps({"apiKey": "k", "signatureSecret": "new"}))
+    workers = 8
+    barrier = threading.Barrier(workers)
+
+    def refresh() -> Credentials:
+        barrier.wait(timeout=10)
+        return source.get(force_refresh=True, stale=refused)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        fresh = list(pool.map(lambda _: refresh(), range(workers)))
+
+    assert fresh == [Credentials("k", "new")] * workers
+    assert source.fetch_count == 2  # the first read, then one refresh for all eight
+
+
+def test_workers_refused_together_after_a_rotation_read_the_secret_once(secrets: Any) -> None:
+    """Eight workers share one client and create requests with the cached secret just after it rotated. The
+    sandbox holds each 401 until all eight have arrived, so all are refused and refresh at the same moment:
+    one Secrets Manager read serves the eight, and each creates its request with one extra attempt."""
+    workers = 8
+    refused_together = threading.Barrier(workers)
+
+    def hold_each_401_until_all_arrive(call: RecordedCall) -> None:
+        if call.status == 401:
+            refused_together.wait(timeout=10)
+
+    with (
+        Sandbox(on_call=hold_each_401_until_all_arrive) as sandbox,
+        urllib3.PoolManager(maxsize=workers) as pool,
+    ):
+        arn = create_secret(secrets, {"apiKey": sandbox.api_key, "signatureSecret": sandbox.signature_secret})
+        source = SecretsManagerCredentials(arn, ttl_seconds=300, boto3_client=secrets)
+        client = HumanosClient(sandbox.base_url, "2026-05-17", source, pool=pool, sleep=lambda s: None)
+        source.get()  # cached before the rotation, as in a warm container
+        rotated = json.dumps({"apiKey": sandbox.api_key, "signatureSecret": sandbox.rotate_secret()})
+        secrets.put_secret_value(SecretId=arn, SecretString=rotated)
+
+        def create(n: int) -> int:
+            body = {"contacts": ["joana.silva@example.com"], "groupIds": ["grp-1"], "internalId": f"order-{n}"}
+            return client.create_request(body, f"evt-{n}").attempts
+
+        with ThreadPoolExecutor(max_workers=workers) as executor:
+            attempts = list(executor.map(create, range(workers)))
+
+    assert attempts == [2] * workers
+    assert source.fetch_count == 2  # the first read, then one refresh for all eight
+    assert sorted(call.status for call in sandbox.calls) == [201] * workers + [401] * workers
+    assert len(sandbox.created) == workers

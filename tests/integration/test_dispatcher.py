@@ -10,7 +10,6 @@ import contextlib
 import itertools
 import json
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -165,20 +164,44 @@ class SaveFailsOnce(DynamoDBPersistenceLayer):
         super()._update_record(data_record)
 
 
+class CrashedInvocation(LocalContext):
+    """The context of an invocation whose deadline passes while it waits for Humanos: the dispatcher, which
+    reads it first to plan its calls, is told the whole timeout; every later reader is told none is left.
+
+    The next reader is Powertools Idempotency, saving the event's in-progress record: it sets that record to
+    expire at now + the time left, so at the moment of saving. When the event is delivered again the record
+    has therefore expired, as a crashed invocation's has in Lambda (SQS redelivers only after the visibility
+    timeout, longer than the function's). Nothing waits for it: Powertools compares that expiry with its own
+    reading of the wall clock at the redelivery, in milliseconds, a whole delivery later.
+    """
+
+    def __init__(self, timeout_seconds: float) -> None:
+        super().__init__(timeout_seconds)
+        self.timeout_seconds = timeout_seconds
+        self.reads = 0
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.reads += 1
+        return int(self.timeout_seconds * 1000) if self.reads == 1 else 0
+
+
 def crash_once_dispatcher(moto: Any, bridge: BridgeEnv) -> Any:
-    """A dispatcher whose first idempotency save is lost, for 1-second invocations (0.4 s per call)."""
+    """A dispatcher whose first idempotency save is lost."""
     persistence = SaveFailsOnce(table_name=bridge.table, boto3_client=moto.client("dynamodb"))
-    settings = Settings.from_env(call_deadline_seconds=0.4)  # a look-up and a POST fit in 1 s less 0.1 s
-    return wiring.dispatcher(settings, persistence=persistence, backoff=Backoff(0.0, 0.0), settle_reserve_seconds=0.1)
+    return wiring.dispatcher(Settings.from_env(), persistence=persistence, backoff=Backoff(0.0, 0.0))
 
 
 def deliver_after_crash(bridge: BridgeEnv, dispatcher: Any) -> None:
-    handler = lambda event, context: dispatcher.dispatch_batch(event, LocalContext(timeout_seconds=1.0))  # noqa: E731
-    first = bridge.deliver(handler)
+    """Deliver the event to an invocation that ends after Humanos answered, before the record was saved; deliver
+    it again. Both invocations have 60 s, far more than the dispatcher keeps for a look-up and a POST, so no
+    call is refused for want of time however slow the machine."""
+    crashed = CrashedInvocation(timeout_seconds=60.0)
+    first = bridge.deliver(lambda event, context: dispatcher.dispatch_batch(event, crashed))
     assert len(first.failed_ids) == 1  # reported for retry: we do not know our record is saved
-    time.sleep(1.1)  # the crashed invocation's deadline passes; its in-progress record expires
+    assert crashed.reads == 2, "expected two readers: the dispatcher's plan, then Powertools' in-progress expiry"
     bridge.make_visible(first)
-    assert bridge.deliver(handler).failed_ids == []
+    again = bridge.deliver(lambda event, context: dispatcher.dispatch_batch(event, LocalContext(timeout_seconds=60.0)))
+    assert again.failed_ids == []
     dispatcher.close()
 
 
@@ -191,7 +214,9 @@ def test_crash_after_humanos_answered_is_recovered_by_internal_id(
     bridge: BridgeEnv, moto: Any, name: str, source: str
 ) -> None:
     """The redelivery finds the request by internalId (claimed by this event when it was created) and creates
-    nothing new: Humanos sees one POST and one GET."""
+    nothing new: Humanos sees one POST and one GET. The crashed invocation's in-progress record has expired
+    by the redelivery because its context says no time is left when the record is saved (CrashedInvocation),
+    not because the test waits."""
     bridge.enqueue(business_event(name), source=source)
     deliver_after_crash(bridge, crash_once_dispatcher(moto, bridge))
     assert len(bridge.sandbox.created) == 1
@@ -202,7 +227,7 @@ def test_crash_without_internal_id_is_recovered_by_the_idempotency_key(
     bridge: BridgeEnv, moto: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
     """With no internalId to look up, the same Idempotency-Key makes Humanos answer the first
-    response again: two POSTs, one request."""
+    response again: two POSTs, one request. (No waiting for the crashed record to expire: CrashedInvocation.)"""
     mapping = json.loads((ROOT / "mappings" / "bridge.json").read_text())
     mapping["sources"]["crm"]["rules"]["contact.created"][0]["internalId"] = None
     bridge.with_mapping(monkeypatch, mapping, tmp_path)

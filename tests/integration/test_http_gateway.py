@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from http import HTTPStatus
 from typing import Any
 
 import pytest
@@ -88,7 +89,8 @@ def test_a_content_length_over_the_limit_is_413(gateway: tuple[HttpGateway, Reco
     """Too large, however many digits (int() alone refuses more than 4,300)."""
     server, recorder = gateway
     status, _ = exchange(server, content_length)
-    assert status == b"HTTP/1.1 413 Request Entity Too Large"
+    # The reason phrase is Python's own: "Request Entity Too Large" up to 3.12, "Content Too Large" from 3.13.
+    assert status == f"HTTP/1.1 413 {HTTPStatus(413).phrase}".encode()
     assert recorder.events == []
 
 

@@ -2,6 +2,8 @@
 
 The sandbox is the oracle the bridge's client and validator are tested against, so these tests pin
 its behaviour to the Humanos notes: signing, versions, validation, idempotency, rate limit, faults.
+The rate-limit window and the rotation grace period run on a fake clock the tests move, so no test
+waits for them to pass.
 """
 
 from __future__ import annotations
@@ -32,6 +34,31 @@ def http() -> Iterator[urllib3.PoolManager]:
     pool = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2.0, read=5.0))
     yield pool
     pool.clear()
+
+
+class FakeClock:
+    """The sandbox's clock in these tests: time stands still until ``advance`` moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def timed_sandbox(clock: FakeClock) -> Iterator[Sandbox]:
+    """A sandbox whose rate-limit window and rotation grace period run on ``clock``."""
+    with Sandbox(API_KEY, SECRET, clock=clock) as sb:
+        yield sb
 
 
 def valid_body(**changes: Any) -> dict[str, Any]:
@@ -417,26 +444,53 @@ def test_concurrent_retries_with_one_key_create_once(sandbox: Sandbox) -> None:
 # --------------------------------------------------------------------------- rate limit
 
 
-def test_creations_beyond_the_rate_limit_get_429_with_retry_after(http: urllib3.PoolManager, sandbox: Sandbox) -> None:
-    """With 2 creations per minute, the third gets 429 and whole seconds to wait; reads are not limited."""
-    sandbox.set_rate_limit(2)
-    assert [create(http, sandbox).status for _ in range(2)] == [201, 201]
-    refused = create(http, sandbox)
+def test_creations_beyond_the_rate_limit_get_429_with_retry_after(
+    http: urllib3.PoolManager, timed_sandbox: Sandbox, clock: FakeClock
+) -> None:
+    """With 2 creations per minute, the third gets 429 and the whole seconds, rounded up, until the oldest
+    creation leaves the window; reads are not limited."""
+    timed_sandbox.set_rate_limit(2)
+    assert [create(http, timed_sandbox).status for _ in range(2)] == [201, 201]
+
+    refused = create(http, timed_sandbox)
     assert refused.status == 429
     assert refused.json() == error(429, "ThrottlerException: Too Many Requests", "Too Many Requests")
-    assert 1 <= int(refused.headers["Retry-After"]) <= 60
-    assert call(http, sandbox, "GET", "/request").status == 200
-    assert len(sandbox.created) == 2
+    assert refused.headers["Retry-After"] == "60"
+    clock.advance(44.5)
+    assert create(http, timed_sandbox).headers["Retry-After"] == "16"  # 15.5 s left
+    assert call(http, timed_sandbox, "GET", "/request").status == 200
+    assert len(timed_sandbox.created) == 2
 
 
-def test_rate_limit_from_constructor_and_slot_frees_after_window(http: urllib3.PoolManager) -> None:
-    """The constructor's limit applies; once the window has passed, a creation is admitted again."""
-    with Sandbox(API_KEY, SECRET, rate_limit_per_minute=1) as sb:
+def test_constructor_rate_limit_frees_a_slot_once_the_window_has_passed(
+    http: urllib3.PoolManager, clock: FakeClock
+) -> None:
+    """rate_limit_per_minute=1: a second creation is refused until 60 s after the first, then admitted."""
+    with Sandbox(API_KEY, SECRET, rate_limit_per_minute=1, clock=clock) as sb:
         assert [create(http, sb).status for _ in range(2)] == [201, 429]
-        sb.set_rate_limit(1, window_seconds=0.2)
-        assert [create(http, sb).status for _ in range(2)] == [201, 429]
-        threading.Event().wait(0.3)
+        clock.advance(59.5)
+        assert create(http, sb).status == 429
+        clock.advance(0.5)
         assert create(http, sb).status == 201
+
+
+def test_rate_limit_window_slides_over_each_creation(
+    http: urllib3.PoolManager, timed_sandbox: Sandbox, clock: FakeClock
+) -> None:
+    """2 creations per 10 s, made at t=0 and t=4: at t=10 one slot frees, the next at t=14. Setting a
+    limit again restarts the count."""
+    timed_sandbox.set_rate_limit(2, window_seconds=10)
+    assert create(http, timed_sandbox).status == 201
+    clock.advance(4)
+    assert create(http, timed_sandbox).status == 201
+    assert create(http, timed_sandbox).headers["Retry-After"] == "6"
+
+    clock.advance(6)
+    assert create(http, timed_sandbox).status == 201
+    assert create(http, timed_sandbox).headers["Retry-After"] == "4"
+
+    timed_sandbox.set_rate_limit(2, window_seconds=10)
+    assert create(http, timed_sandbox).status == 201
 
 
 # ------------------------------------------------------------------------------- faults
@@ -585,14 +639,22 @@ def test_rotation_without_grace_refuses_the_old_secret(http: urllib3.PoolManager
     assert create(http, sandbox, secret=new).status == 201
 
 
-def test_rotation_with_grace_accepts_both_until_it_ends(http: urllib3.PoolManager, sandbox: Sandbox) -> None:
-    """During the grace period old and new secrets verify; afterwards only the new one."""
-    new = sandbox.rotate_secret("rotated-secret", grace_seconds=0.3)
+def test_rotation_with_grace_accepts_both_until_it_ends(
+    http: urllib3.PoolManager, timed_sandbox: Sandbox, clock: FakeClock
+) -> None:
+    """During a 30 s grace period old and new secrets verify; from its end only the new one."""
+    new = timed_sandbox.rotate_secret("rotated-secret", grace_seconds=30)
     assert new == "rotated-secret"
-    assert create(http, sandbox, secret=SECRET).status == 201
-    assert create(http, sandbox, secret=new, body=valid_body(internalId="order-2")).status == 201
-    threading.Event().wait(0.4)
-    assert create(http, sandbox, secret=SECRET).status == 401
+    assert create(http, timed_sandbox, secret=SECRET).status == 201
+    assert create(http, timed_sandbox, secret=new).status == 201
+    clock.advance(29.5)
+    assert create(http, timed_sandbox, secret=SECRET).status == 201
+
+    clock.advance(0.5)
+    old = create(http, timed_sandbox, secret=SECRET)
+    assert old.status == 401
+    assert old.json() == error(401, "Invalid signature", "Unauthorized")
+    assert create(http, timed_sandbox, secret=new).status == 201
 
 
 # -------------------------------------------------------------------- other endpoints

@@ -21,7 +21,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -115,13 +115,16 @@ class HumanosApi:
         tolerance_seconds: float,
         rate_limit_per_minute: int | None,
         delivers_codes: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api_key = api_key
         self.signature_secret = signature_secret
         self.tolerance_seconds = tolerance_seconds
         self.delivers_codes = delivers_codes
+        # Times the rate-limit window and the rotation grace period; tests pass a fake one to move time at will.
+        self._clock = clock
         self._lock = threading.RLock()
-        self._retired: list[tuple[str, float]] = []  # (old secret, monotonic deadline)
+        self._retired: list[tuple[str, float]] = []  # (old secret, deadline on self._clock)
         self._limiter = RateLimiter(rate_limit_per_minute)
         self._requests: dict[str, dict[str, Any]] = {}
         self._idempotency: dict[str, _Replay] = {}
@@ -131,7 +134,7 @@ class HumanosApi:
         secret = new_secret or secrets.token_urlsafe(32)
         with self._lock:
             if grace_seconds > 0:
-                self._retired.append((self.signature_secret, time.monotonic() + grace_seconds))
+                self._retired.append((self.signature_secret, self._clock() + grace_seconds))
             self.signature_secret = secret
         return secret
 
@@ -198,7 +201,7 @@ class HumanosApi:
         return hmac.compare_digest(expected, authorization.encode("utf-8", "replace"))
 
     def _accepted_secrets(self) -> list[str]:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             self._retired = [(s, deadline) for s, deadline in self._retired if deadline > now]
             return [self.signature_secret, *(s for s, _ in self._retired)]
@@ -223,7 +226,7 @@ class HumanosApi:
     # ----------------------------------------------------------------- routes
     def _create(self, body: Any, canonical: bytes | None, version: str, key: str | None) -> Reply:
         with self._lock:
-            wait = self._limiter.acquire(time.monotonic())
+            wait = self._limiter.acquire(self._clock())
             if wait is not None:
                 return nest_error(429, THROTTLED, {"Retry-After": str(wait)})
             sent = canonical or b""

@@ -8,6 +8,7 @@ import itertools
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -187,6 +188,9 @@ class Sandbox:
     delivers_codes
         Answer each created request's subjects with a ``code`` and ``link``, as Humanos does for an
         organisation that delivers the codes itself.
+    clock
+        Seconds, for the rate-limit window and the rotation grace period; a test passes a fake clock
+        and moves it instead of waiting. ``X-Timestamp`` is checked against the wall clock, as on Humanos.
     """
 
     def __init__(
@@ -201,6 +205,7 @@ class Sandbox:
         *,
         on_call: Callable[[RecordedCall], None] | None = None,
         delivers_codes: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._api = HumanosApi(
             api_key or secrets.token_urlsafe(24),
@@ -208,6 +213,7 @@ class Sandbox:
             tolerance_seconds=tolerance_seconds,
             rate_limit_per_minute=rate_limit_per_minute,
             delivers_codes=delivers_codes,
+            clock=clock,
         )
         self._faults = FaultPlan(seed)
         self._host = host
