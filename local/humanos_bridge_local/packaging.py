@@ -99,34 +99,29 @@ def python313() -> str:
 
 def sam_cli(say: Say = print) -> Path:
     """The SAM CLI in ``.sam-venv``, installed on first use (about a minute)."""
-    sam = SAM_VENV / "bin" / "sam"
-    stamp = SAM_VENV / (".installed-" + re.sub(r"[^A-Za-z0-9._-]", "_", SAM_CLI_SPEC))
-    if stamp.exists() and sam.exists():
-        return sam
-    say(f"installing the SAM CLI ({SAM_CLI_SPEC}) into {SAM_VENV.name}/, once (about a minute) ...")
-    if not (SAM_VENV / "bin" / "python").exists():
-        _run([sys.executable, "-m", "venv", str(SAM_VENV)], "creating the SAM CLI's venv")
-    pip = [str(SAM_VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    _run([*pip, SAM_CLI_SPEC], f"pip install {SAM_CLI_SPEC}")
-    stamp.touch()
-    return sam
+    return _tool_in_own_venv(SAM_VENV, "sam", SAM_CLI_SPEC, f"the SAM CLI ({SAM_CLI_SPEC})", say)
 
 
 def checkov_cli(say: Say = print) -> Path:
     """checkov in ``.checkov-venv``, installed on first use: its many pinned dependencies stay out of ``.venv``."""
-    checkov = CHECKOV_VENV / "bin" / "checkov"
-    stamp = CHECKOV_VENV / (".installed-" + re.sub(r"[^A-Za-z0-9._-]", "_", CHECKOV_SPEC))
-    if stamp.exists() and checkov.exists():
-        return checkov
-    say(f"installing {CHECKOV_SPEC} into {CHECKOV_VENV.name}/, once (about a minute) ...")
-    if not (CHECKOV_VENV / "bin" / "python").exists():
-        _run([sys.executable, "-m", "venv", str(CHECKOV_VENV)], "creating checkov's venv")
-    pip = [str(CHECKOV_VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    _run([*pip, CHECKOV_SPEC], f"pip install {CHECKOV_SPEC}")
-    for old in CHECKOV_VENV.glob(".installed-*"):
+    return _tool_in_own_venv(CHECKOV_VENV, "checkov", CHECKOV_SPEC, CHECKOV_SPEC, say)
+
+
+def _tool_in_own_venv(venv: Path, executable: str, spec: str, what: str, say: Say) -> Path:
+    """``executable`` from ``spec``, pip-installed into ``venv`` once; a stamp names the version installed."""
+    tool = venv / "bin" / executable
+    stamp = venv / (".installed-" + re.sub(r"[^A-Za-z0-9._-]", "_", spec))
+    if stamp.exists() and tool.exists():
+        return tool
+    say(f"installing {what} into {venv.name}/, once (about a minute) ...")
+    if not (venv / "bin" / "python").exists():
+        _run([sys.executable, "-m", "venv", str(venv)], f"creating {venv.name}/")
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    _run([*pip, spec], f"pip install {spec}")
+    for old in venv.glob(".installed-*"):  # a version bump reinstalls over the old one
         old.unlink()
     stamp.touch()
-    return checkov
+    return tool
 
 
 #: Run by the SAM CLI's interpreter, which has the SAM translator (``sam validate`` uses the same one).

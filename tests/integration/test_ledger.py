@@ -12,17 +12,9 @@ from humanos_bridge.ledger import PRUNE_USES_ABOVE, Ledger, Use, digest
 
 
 @pytest.fixture
-def ledger(moto: Any) -> Ledger:
-    dynamodb = moto.client("dynamodb")
-    name = f"ledger-{threading.get_ident()}-{id(dynamodb)}"
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+def ledger(moto: Any, table: str) -> Ledger:
     now = iter(range(1_000, 2_000))
-    return Ledger(dynamodb, name, ttl_seconds=60, clock=lambda: float(next(now)))
+    return Ledger(moto.client("dynamodb"), table, ttl_seconds=60, clock=lambda: float(next(now)))
 
 
 def test_first_attempt_is_new_and_later_ones_see_when_it_started(ledger: Ledger) -> None:

@@ -40,19 +40,6 @@ class FakeTime:
         self.now += seconds
 
 
-@pytest.fixture
-def table(moto: Any) -> str:
-    dynamodb = moto.client("dynamodb")
-    name = f"rate-{threading.get_ident()}-{id(dynamodb)}"
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return name
-
-
 def container(moto: Any, table: str, time: FakeTime, per_minute: int = 10) -> SharedTokenBucket:
     """One ingest container's view of the bucket: its own DynamoDB client, the shared table and clock."""
     return SharedTokenBucket(moto.client("dynamodb"), table, per_minute, clock=time.clock, sleep=time.sleep)
