@@ -115,6 +115,8 @@ MAX_RECEIVE = 5
 RECORD_PREFIX, CLAIM_PREFIX, ATTEMPT_PREFIX, USES_PREFIX = "humanos-request#", "claim#", "attempt#", "uses#"
 #: The synchronous route's replay claims (``humanos_bridge.replays``): about deliveries, not events.
 DELIVERY_PREFIX = "delivery#"
+#: The synchronous route's shared token bucket (``shared_ratelimit``): pacing, not an event's record.
+RATE_PREFIX = "rate#"
 
 SENDER_SECRETS = {"crm": "crm-model-secret", "hr": "hr-model-secret", "lms": "lms-model-secret"}
 EMAILS = {"p1": "ana@example.com", "p2": "bea@example.org"}
@@ -361,6 +363,7 @@ class World:
         for name, value in {
             "SENDER_SECRET_ID": sender_arn,
             "HUMANOS_MAX_ATTEMPTS": "1",  # every fault reaches the dispatcher (or the sender)
+            "SYNC_RATE_LIMIT_PER_MINUTE": "30000",  # pacing is not the model's subject (test_sync_rate_limit's)
             "HUMANOS_CALL_DEADLINE_SECONDS": str(CALL_DEADLINE),
             "POWERTOOLS_METRICS_DISABLED": "true",
         }.items():
@@ -692,7 +695,7 @@ class ExactlyOnceModel(RuleBasedStateMachine):
             if item_id.startswith(CLAIM_PREFIX):
                 digest = item["key"]["S"]
                 snap.claims[item_id.removeprefix(CLAIM_PREFIX)] = self.digest_keys.get(digest, digest)
-            elif item_id.startswith((ATTEMPT_PREFIX, USES_PREFIX, DELIVERY_PREFIX)):
+            elif item_id.startswith((ATTEMPT_PREFIX, USES_PREFIX, DELIVERY_PREFIX, RATE_PREFIX)):
                 continue
             elif item_id in self.record_keys:
                 key = self.record_keys[item_id]
