@@ -19,6 +19,7 @@ Logs and metrics are written from the outcomes in the invoking thread.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -117,7 +118,7 @@ class Dispatcher:
         self,
         mapping: MappingConfig,
         sender: ExactlyOnce,
-        sqs: Any,
+        sqs: Callable[[], Any],
         *,
         request_queue_url: str,
         dead_letter_queue_url: str,
@@ -130,7 +131,7 @@ class Dispatcher:
     ) -> None:
         self.mapping = mapping
         self.sender = sender
-        self.sqs = sqs
+        self._sqs_factory = sqs
         self.request_queue_url = request_queue_url
         self.dead_letter_queue_url = dead_letter_queue_url
         self.default_source = default_source
@@ -144,6 +145,11 @@ class Dispatcher:
         # and reuses idle ones, so it grows to the largest batch seen. Its bound is the largest batch the
         # event source may hand us, the same figure the HTTP and DynamoDB connection pools are sized to.
         self._pool = ThreadPoolExecutor(max_workers=MAX_BATCH_SIZE, thread_name_prefix="dispatch")
+
+    @functools.cached_property
+    def sqs(self) -> Any:
+        """The SQS client, built the first time a record is parked or held back: not on a cold start's happy path."""
+        return self._sqs_factory()
 
     # -- the batch --------------------------------------------------------------------------------
 

@@ -14,9 +14,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.config import Config
 
+from humanos_bridge.aws_session import lambda_session
 from humanos_bridge.client import HumanosClient
 from humanos_bridge.credentials import SecretsManagerCredentials
-from humanos_bridge.dispatch import Dispatcher
 from humanos_bridge.errors import ConfigError
 from humanos_bridge.exactly_once import ExactlyOnce
 from humanos_bridge.mapping import MappingConfig, load_mapping_cached
@@ -24,6 +24,7 @@ from humanos_bridge.ratelimit import CreationLimiter, TokenBucket
 from humanos_bridge.settings import ENV_NAMES, MAX_BATCH_SIZE, Settings
 
 if TYPE_CHECKING:
+    from humanos_bridge.dispatch import Dispatcher
     from humanos_bridge.ingest import IngestService
 
 
@@ -57,12 +58,13 @@ def humanos_client(
     pool: urllib3.PoolManager | None = None,
     *,
     creation_limiter: CreationLimiter | None = None,
+    secrets_client: Any = None,
 ) -> HumanosClient:
     require(settings, "humanos_secret_id")
     credentials = SecretsManagerCredentials(
         settings.humanos_secret_id,
         ttl_seconds=settings.secret_ttl_seconds,
-        boto3_client=session.client("secretsmanager"),
+        boto3_client=secrets_client or session.client("secretsmanager"),
     )
     return HumanosClient.from_settings(
         settings, credentials, api_version(settings, mapping), pool=pool, creation_limiter=creation_limiter
@@ -96,8 +98,11 @@ def dispatcher(
     **overrides: Any,
 ) -> Dispatcher:
     """The SQS dispatcher with everything it needs, checked at cold start."""
+    # Imported here: the ingest function's cold start does not need Powertools' batch processing.
+    from humanos_bridge.dispatch import Dispatcher
+
     require(settings, "request_queue_url", "dead_letter_queue_url")
-    session = session or boto3.session.Session()
+    session = session or lambda_session()
     mapping = load_mapping(settings)
     limiter = TokenBucket.for_org_limit(settings.dispatcher_rate_per_minute, settings.max_concurrency)
     client = humanos_client(settings, mapping, session, pool, creation_limiter=limiter)
@@ -105,7 +110,7 @@ def dispatcher(
     return Dispatcher(
         mapping,
         sender,
-        session.client("sqs"),
+        lambda: session.client("sqs"),
         request_queue_url=settings.request_queue_url,
         dead_letter_queue_url=settings.dead_letter_queue_url,
         default_source=settings.default_source,
@@ -138,13 +143,12 @@ def ingest_service(
     from humanos_bridge.shared_ratelimit import SharedTokenBucket
 
     require(settings, "request_queue_url", "sender_secret_id", "humanos_secret_id", "idempotency_table")
-    session = session or boto3.session.Session()
+    session = session or lambda_session()
     mapping = load_mapping(settings)
-    client = humanos_client(settings, mapping, session, pool)
+    secrets_client = session.client("secretsmanager")  # one client for both secrets: each costs cold-start time
+    client = humanos_client(settings, mapping, session, pool, secrets_client=secrets_client)
     sender_secrets = SenderSecrets(
-        settings.sender_secret_id,
-        ttl_seconds=settings.secret_ttl_seconds,
-        boto3_client=session.client("secretsmanager"),
+        settings.sender_secret_id, ttl_seconds=settings.secret_ttl_seconds, boto3_client=secrets_client
     )
     sender = exactly_once(settings, client, session, persistence=persistence)
     # The synchronous route's share of the rate limit, one bucket for all ingest containers, in the table the

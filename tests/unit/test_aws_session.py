@@ -1,0 +1,46 @@
+"""The container's boto3 session: botocore's loader, told our service names, answers as botocore's own does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import botocore.exceptions
+import pytest
+from botocore.loaders import Loader
+
+from humanos_bridge.aws_session import SERVICES, NamedServicesLoader, lambda_session
+
+
+def test_the_named_services_are_the_ones_botocores_full_scan_finds() -> None:
+    full_scan = Loader().list_available_services("service-2")
+    named = NamedServicesLoader(SERVICES).list_available_services("service-2")
+    assert named == [name for name in SERVICES if name in full_scan]
+    assert named == list(SERVICES)
+
+
+def test_a_session_builds_every_client_the_functions_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    session = lambda_session()
+    for name in SERVICES:
+        assert session.client(name).meta.service_model.service_name == name
+
+
+def test_a_client_of_an_unnamed_service_fails_at_once_naming_the_known_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with pytest.raises(botocore.exceptions.UnknownServiceError) as raised:
+        lambda_session().client("s3")
+    assert "Valid service names are: dynamodb, secretsmanager, sqs" in str(raised.value)
+
+
+def test_aws_data_path_is_searched_first_as_botocore_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A model of our own under AWS_DATA_PATH wins over botocore's, as with boto3.session.Session().
+    original = Loader().load_service_model("sqs", "service-2")
+    shadow = {**original, "metadata": {**original["metadata"], "serviceFullName": "Shadowed SQS"}}
+    folder = tmp_path / "sqs" / original["metadata"]["apiVersion"]
+    folder.mkdir(parents=True)
+    (folder / "service-2.json").write_text(json.dumps(shadow), encoding="utf-8")
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    client = lambda_session().client("sqs")
+    assert client.meta.service_model.metadata["serviceFullName"] == "Shadowed SQS"
