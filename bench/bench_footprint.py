@@ -74,9 +74,11 @@ def run() -> dict[str, Any]:
         }
         python, runtime_dir = stack.python, stack.runtime_dir
         baseline: list[float] = []
+        mapping_imports: list[float] = []
         samples: dict[tuple[str, str], list[Sample]] = {key: [] for key in specs}
         for _ in range(ROUNDS):
             baseline.append(_import_boto3_ms(python, runtime_dir))
+            mapping_imports.append(_mapping_import_ms(python, specs[(DISPATCHER, "")], runtime_dir))
             for variant in VARIANTS:
                 # The dispatcher's batch is the event this round's ingest sample queued.
                 samples[(INGEST, variant)].append(_cold_start(specs[(INGEST, variant)], _ingest_event(stack), 202))
@@ -85,7 +87,9 @@ def run() -> dict[str, Any]:
         created = sum(c.method == "POST" and c.path == "/request" and c.status == 201 for c in stack.sandbox.calls)
         if created != ROUNDS * len(VARIANTS):
             raise RuntimeError(f"the dispatcher samples created {created} requests, not {ROUNDS * len(VARIANTS)}")
-    return _figures(baseline, samples)
+    figures = _figures(baseline, samples)
+    figures["mapping_engine_import_ms_median"] = round(statistics.median(mapping_imports), 1)
+    return figures
 
 
 def _spec(stack: LocalStack, function: str, compiled: tuple[str, ...] | None, folder: Path) -> FunctionSpec:
@@ -106,6 +110,17 @@ def _import_boto3_ms(python: str, runtime_dir: Path) -> float:
     started = time.monotonic()
     subprocess.run([python, "-S", "-c", "import boto3"], env=environment, check=True)
     return (time.monotonic() - started) * 1000
+
+
+def _mapping_import_ms(python: str, spec: FunctionSpec, runtime_dir: Path) -> float:
+    """What importing the mapping engine adds to a cold start: ``-X importtime``'s cumulative figure for it,
+    after ``import boto3`` (which every function does first, and which brings jmespath)."""
+    path = os.pathsep.join([str(spec.opt_dir / "python"), str(runtime_dir)])
+    environment = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
+    command = [python, "-S", "-X", "importtime", "-c", "import boto3, humanos_bridge.mapping"]
+    lines = subprocess.run(command, env=environment, check=True, capture_output=True, text=True).stderr.splitlines()
+    mapping = next(line for line in lines if line.rstrip().endswith("| humanos_bridge.mapping"))
+    return int(mapping.split("|")[1]) / 1000
 
 
 def _cold_start(spec: FunctionSpec, event: dict[str, Any], status: int) -> Sample:

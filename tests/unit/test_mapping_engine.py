@@ -411,7 +411,13 @@ def test_event_identity_does_not_need_a_rule() -> None:
 
 
 def test_non_object_events_fail_cleanly() -> None:
-    """A list or a string as the event has no type: a MappingError."""
-    for bad in ([1, 2], "text", 5, None):
+    """A string, a number or null as the event has no type: a MappingError."""
+    for bad in ("text", 5, None):
         with pytest.raises(MappingError, match=r"^event type: `type` found nothing"):
             config().map_event("crm", bad)
+
+
+def test_an_array_event_is_named_as_such() -> None:
+    """A batching sender (HubSpot posts a JSON array) is told so, not that a field is missing."""
+    with pytest.raises(MappingError, match=r"^event type: the event is a JSON array of 2 item\(s\), not an object"):
+        config().map_event("crm", [{"type": "contact.created"}, {"type": "contact.created"}])

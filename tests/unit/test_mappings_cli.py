@@ -44,6 +44,21 @@ def test_check_notes_what_each_internal_id_means_for_recovery(capsys: pytest.Cap
     assert all("custom internalId" in note for note in notes)
 
 
+def test_check_warns_about_traps_and_still_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A valid file with a trap (double quotes make a field name): exit 0, one warning naming where and why."""
+    doc = json.loads(Path(BRIDGE).read_text(encoding="utf-8"))
+    doc["sources"]["hr"]["rules"]["employee.hired"][0]["when"] = 'employee.contract == "contractor"'
+    path = tmp_path / "trap.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    assert main(["mappings", "check", str(path)]) == 0
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  warning: ")]
+    assert warnings == [
+        '  warning: sources.hr.rules["employee.hired"][0].when: `employee.contract == "contractor"`: a '
+        '"double-quoted" word beside a comparison is a field name, not text; write text in single quotes: '
+        "status == 'paid'"
+    ]
+
+
 def test_check_lists_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A broken file: exit 1 and one line per problem on stderr."""
     doc = json.loads(Path(BRIDGE).read_text(encoding="utf-8"))

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from humanos_bridge import wire
 from humanos_bridge.errors import ConfigError, EventIgnored, MappingError, SerialisationError
-from humanos_bridge.mapping import MappingConfig, load_mapping
-from humanos_bridge.masking import mask_contact
+from humanos_bridge.mapping import MappedRequest, MappingConfig, load_mapping
+from humanos_bridge.mapping.explain import Evaluation, RuleExplanation, explain_event
+from humanos_bridge.mapping.lint import warnings
+from humanos_bridge.masking import mask_contact, mask_text
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,6 +33,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     preview.add_argument("event", type=Path, help="business event as JSON")
     preview.add_argument("--source", help="source the event comes from (needed when the file has several)")
     preview.add_argument("--mask", action="store_true", help="mask contacts in the printed body")
+    preview.add_argument(
+        "--explain",
+        action="store_true",
+        help="also show, rule by rule, each `when`, the rule chosen and what every expression found",
+    )
     preview.set_defaults(func=run_preview)
 
 
@@ -55,6 +63,8 @@ def run_check(args: argparse.Namespace) -> int:
     )
     for note in internal_id_notes(cfg):
         print(f"  note: {note}")
+    for warning in warnings(cfg):
+        print(f"  warning: {warning}")
     return 0
 
 
@@ -98,10 +108,16 @@ def run_preview(args: argparse.Namespace) -> int:
         request = cfg.map_event(source, event)
     except EventIgnored as exc:
         print(f"ignored: {exc.message}")
-        return 0
+        return _explained(args, cfg, source, event, 0)
     except MappingError as exc:
-        return _fail(f"cannot map {args.event}: {exc.message}")
-    body = _masked(request.body) if args.mask else request.body
+        _fail(f"cannot map {args.event}: {exc.message}")
+        return _explained(args, cfg, source, event, 1)
+    _print_request(request, cfg.api_version, mask=args.mask)
+    return _explained(args, cfg, source, event, 0)
+
+
+def _print_request(request: MappedRequest, api_version: str, *, mask: bool) -> None:
+    body = _masked(request.body) if mask else request.body
     signed = wire.dump_bytes(request.body)
     print(f"source:          {request.source}")
     print(f"event type:      {request.event_type}")
@@ -109,13 +125,74 @@ def run_preview(args: argparse.Namespace) -> int:
     print(f"rule:            {request.rule}")
     print(f"idempotency key: {request.idempotency_key}")
     print(f"internalId:      {request.internal_id if request.internal_id is not None else '(none)'}")
-    print(f"API-Version:     {cfg.api_version}")
-    if args.mask:
+    print(f"API-Version:     {api_version}")
+    if mask:
         print(f"body ({len(signed)} bytes signed; contacts masked below, so these are not those bytes):")
     else:
         print(f"body ({len(signed)} bytes, signed and sent exactly as below):")
     print(wire.dumps(body))
-    return 0
+
+
+def _explained(args: argparse.Namespace, cfg: MappingConfig, source: str, event: Any, code: int) -> int:
+    """Print the explanation when --explain asks for it; ``code`` is the exit code either way."""
+    if args.explain:
+        print("\n".join(explain_lines(cfg, source, event, mask=args.mask)))
+    return code
+
+
+def explain_lines(cfg: MappingConfig, source: str, event: Any, *, mask: bool) -> list[str]:
+    """``preview --explain``: one line per rule (its `when` and whether it is chosen), one per expression."""
+    try:
+        explained = explain_event(cfg, source, event)
+    except MappingError as exc:
+        return [f"explain: {exc.message}"]
+    rules = explained.rules
+    lines = [f"explain (event type {_shown(explained.event_type, mask)}, {len(rules)} rule(s)):"]
+    if not rules:
+        lines.append("  (the file has no rules for this event type)")
+    width = max((len(rule.name) for rule in rules), default=0)
+    for rule in rules:
+        lines.append(f"  rule {rule.name:<{width}}  {_when(rule, mask)}  -> {_outcome(rule)}")
+        fields = [(value.where.removeprefix(f"{rule.path}."), value) for value in rule.values]
+        field_width = max((len(where) for where, _ in fields), default=0)
+        for where, value in fields:
+            lines.append(f"    {where:<{field_width}}  `{value.expression}` {_result(value, mask)}")
+    return lines
+
+
+def _when(rule: RuleExplanation, mask: bool) -> str:
+    if rule.when is None:
+        return "(no when)"
+    truth = "" if rule.when.error is not None else f" ({'true' if rule.holds else 'false'})"
+    return f"when `{rule.when.expression}` {_result(rule.when, mask, truth)}"
+
+
+def _outcome(rule: RuleExplanation) -> str:
+    if rule.chosen:
+        return "chosen"
+    if rule.when is not None and rule.when.error is not None:
+        return "failed: no rule is chosen"
+    return "skipped" if not rule.holds else "not reached (an earlier rule was chosen or failed)"
+
+
+def _result(value: Evaluation, mask: bool, truth: str = "") -> str:
+    if value.error is not None:
+        return f"failed: {value.error}"
+    notes = [f"`{part}` found nothing" for part in value.missing]
+    if value.value is None:
+        notes = notes or ["the expression gave null"]
+        notes += [value.if_null] if value.if_null else []
+    shown = f"= {_shown(value.value, mask)}{truth}"
+    return f"{shown}: {'; '.join(notes)}" if notes else shown
+
+
+def _shown(value: Any, mask: bool) -> str:
+    """A value as JSON; with --mask, every e-mail address and phone-like number in it masked."""
+    try:
+        text = wire.dumps(value)
+    except SerialisationError:  # what JSON.stringify cannot write exactly (an integer beyond 2**53)
+        text = json.dumps(value, separators=(",", ":"))
+    return mask_text(text) if mask else text
 
 
 def _pick_source(cfg: MappingConfig, given: str | None) -> str | None:

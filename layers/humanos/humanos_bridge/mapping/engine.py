@@ -15,6 +15,7 @@ from typing import Any
 from humanos_bridge import wire
 from humanos_bridge.body_validation import json_type, validate_body
 from humanos_bridge.errors import EventIgnored, InvalidBodyError, MappingError, SerialisationError, UnknownSourceError
+from humanos_bridge.mapping.expressions import evaluating
 from humanos_bridge.mapping.model import MappedRequest, RuleConfig, SourceConfig
 from humanos_bridge.mapping.templates import OMIT, Node, child_path, render
 from humanos_bridge.masking import mask_text
@@ -54,7 +55,8 @@ class MappingConfig:
     def event_identity(self, source: str, event: Any) -> tuple[str, str]:
         """``(event_type, event_id)`` of ``event`` without mapping it (for logs and attributes)."""
         config = self.source(source)
-        return event_type_of(config, event), event_id_of(config, event)
+        with evaluating(event):
+            return event_type_of(config, event), event_id_of(config, event)
 
     def map_event(self, source: str, event: Any) -> MappedRequest:
         """Turn ``event`` from ``source`` into the request to send.
@@ -69,6 +71,10 @@ class MappingConfig:
             Anything else that stops the event becoming a valid body (InvalidBodyError for the body itself).
         """
         config = self.source(source)
+        with evaluating(event):
+            return self._map(config, event)
+
+    def _map(self, config: SourceConfig, event: Any) -> MappedRequest:
         event_type = event_type_of(config, event)
         rules = config.rules.get(event_type)
         if rules is None:
@@ -109,6 +115,14 @@ def event_type_of(config: SourceConfig, event: Any) -> str:
     value = config.event_type.search(event, where=where)
     if isinstance(value, str) and value:
         return value
+    if isinstance(event, list):
+        raise MappingError(
+            f"event type: the event is a JSON array of {len(event)} item(s), not an object, so "
+            f"`{config.event_type.text}` reads nothing; a sender that batches events needs each item sent as "
+            "its own event (or a rule with forEach over the items, once the file format has it)",
+            path=where,
+            details={"reason": "event_is_array"},
+        )
     found = "nothing" if value is None else ("an empty string" if value == "" else f"a {json_type(value)}")
     raise MappingError(
         f"event type: `{config.event_type.text}` found {found}, not a string; send the type there or fix {where}",

@@ -8,9 +8,13 @@ be contacts.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import jmespath
@@ -41,6 +45,70 @@ class ArgumentTypeError(jp_exceptions.JMESPathTypeError):  # type: ignore[misc] 
         super().__init__(function_name, cause.current_value, cause.actual_type, cause.expected_types)
         self.position = position
         self.in_array = in_array
+
+
+class FunctionFailed(Exception):
+    """A bridge function cannot give a value for these arguments; ``message`` says why without quoting them."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+#: The event being mapped, for ``root()``: JMESPath functions see only their arguments.
+_EVENT: contextvars.ContextVar[tuple[Any] | None] = contextvars.ContextVar("mapped_event", default=None)
+
+
+@contextlib.contextmanager
+def evaluating(event: Any) -> Iterator[None]:
+    """Expressions evaluated inside see ``event`` as ``root()`` (one context per thread: safe in a batch)."""
+    token = _EVENT.set((event,))
+    try:
+        yield
+    finally:
+        _EVENT.reset(token)
+
+
+def _decimal(value: int | float) -> Decimal:
+    # repr() is the shortest text that reads back as the same float: 19.99 stays 19.99, not 19.989999...
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+def _number(value: Decimal) -> int | float:
+    if not value.is_finite():
+        raise FunctionFailed("the result is not a finite number")
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _arithmetic(name: str, a: Any, b: Any) -> int | float | None:
+    """Decimal arithmetic, so that money adds up as written (19.99 * 3 = 59.97, not 59.970000000000006)."""
+    if a is None or b is None:
+        return None
+    x, y = _decimal(a), _decimal(b)
+    try:
+        if name == "add":
+            return _number(x + y)
+        if name == "subtract":
+            return _number(x - y)
+        if name == "multiply":
+            return _number(x * y)
+        if y == 0:
+            raise FunctionFailed("divide() by zero; guard it, e.g. with a `when` condition")
+        return _number(x / y)
+    except InvalidOperation:
+        raise FunctionFailed(f"{name}() cannot compute this result") from None
+
+
+def _parse_date(value: str) -> date | datetime:
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        return datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise FunctionFailed(
+            "format_date() argument 1 is not an ISO 8601 date or date-time (2026-03-01, 2026-03-01T09:30:00Z)"
+        ) from None
 
 
 class BridgeFunctions(jp_functions.Functions):  # type: ignore[misc]  # jmespath ships no type hints
@@ -94,6 +162,110 @@ class BridgeFunctions(jp_functions.Functions):  # type: ignore[misc]  # jmespath
         """``concat('Order ', id)``: strings and numbers joined; nulls are skipped."""
         return "".join(_text(p) for p in parts if p is not None)
 
+    # -- numbers ----------------------------------------------------------------------------------
+    # JMESPath has no arithmetic operators; these are its four, in decimal. A null argument gives null.
+
+    @jp_functions.signature({"types": ["number", "null"]}, {"types": ["number", "null"]})  # type: ignore[untyped-decorator]
+    def _func_add(self, a: Any, b: Any) -> int | float | None:
+        return _arithmetic("add", a, b)
+
+    @jp_functions.signature({"types": ["number", "null"]}, {"types": ["number", "null"]})  # type: ignore[untyped-decorator]
+    def _func_subtract(self, a: Any, b: Any) -> int | float | None:
+        return _arithmetic("subtract", a, b)
+
+    @jp_functions.signature({"types": ["number", "null"]}, {"types": ["number", "null"]})  # type: ignore[untyped-decorator]
+    def _func_multiply(self, a: Any, b: Any) -> int | float | None:
+        return _arithmetic("multiply", a, b)
+
+    @jp_functions.signature({"types": ["number", "null"]}, {"types": ["number", "null"]})  # type: ignore[untyped-decorator]
+    def _func_divide(self, a: Any, b: Any) -> int | float | None:
+        return _arithmetic("divide", a, b)
+
+    @jp_functions.signature({"types": ["number", "null"]}, {"types": ["number"]})  # type: ignore[untyped-decorator]
+    def _func_fixed(self, value: Any, decimals: Any) -> str | None:
+        """``fixed(divide(amount_total, `100`), `2`)`` -> ``"12.50"``: text with that many decimals, half up."""
+        if value is None:
+            return None
+        if int(decimals) != decimals or not 0 <= decimals <= 20:
+            raise FunctionFailed("fixed() argument 2 must be a whole number of decimals from 0 to 20")
+        exponent = Decimal(1).scaleb(-int(decimals))
+        return str(_decimal(value).quantize(exponent, rounding=ROUND_HALF_UP))
+
+    # -- text -------------------------------------------------------------------------------------
+    # A null string gives null, so that the field it fills is left out.
+
+    @jp_functions.signature({"types": ["string", "null"]}, {"types": ["number"]}, {"types": ["number"]})  # type: ignore[untyped-decorator]
+    def _func_substring(self, value: str | None, start: Any, length: Any) -> str | None:
+        """``substring('2026-03-01', `8`, `2`)`` -> ``"01"``: from ``start`` (0 = the first character)."""
+        if value is None:
+            return None
+        if start < 0 or length < 0 or int(start) != start or int(length) != length:
+            raise FunctionFailed("substring() start and length must be whole numbers, 0 or more")
+        return value[int(start) : int(start) + int(length)]
+
+    @jp_functions.signature({"types": ["string", "null"]}, {"types": ["string"]})  # type: ignore[untyped-decorator]
+    def _func_split(self, value: str | None, separator: str) -> list[str] | None:
+        """``split('a,b', ',')`` -> ``["a", "b"]``."""
+        if value is None:
+            return None
+        if not separator:
+            raise FunctionFailed("split() argument 2 is empty; give the separator, e.g. ','")
+        return value.split(separator)
+
+    @jp_functions.signature({"types": ["string", "null"]}, {"types": ["string"]}, {"types": ["string"]})  # type: ignore[untyped-decorator]
+    def _func_replace(self, value: str | None, old: str, new: str) -> str | None:
+        """``replace(phone, ' ', '')``: every occurrence."""
+        if value is None:
+            return None
+        if not old:
+            raise FunctionFailed("replace() argument 2 is empty; give the text to replace")
+        return value.replace(old, new)
+
+    @jp_functions.signature({"types": ["string", "number", "null"]}, {"types": ["number"]}, {"types": ["string"]})  # type: ignore[untyped-decorator]
+    def _func_pad_left(self, value: Any, width: Any, fill: str) -> str | None:
+        """``pad_left(orderNumber, `8`, '0')`` -> ``"00001234"``."""
+        return None if value is None else _text(value).rjust(_width(width), _fill(fill))
+
+    @jp_functions.signature({"types": ["string", "number", "null"]}, {"types": ["number"]}, {"types": ["string"]})  # type: ignore[untyped-decorator]
+    def _func_pad_right(self, value: Any, width: Any, fill: str) -> str | None:
+        return None if value is None else _text(value).ljust(_width(width), _fill(fill))
+
+    # -- dates ------------------------------------------------------------------------------------
+
+    @jp_functions.signature({"types": ["string", "null"]}, {"types": ["string"]})  # type: ignore[untyped-decorator]
+    def _func_format_date(self, value: str | None, pattern: str) -> str | None:
+        """``format_date('2026-03-01', '%d/%m/%Y')`` -> ``"01/03/2026"`` (C ``strftime`` directives)."""
+        if value is None:
+            return None
+        return _parse_date(value).strftime(pattern)
+
+    # -- tables and context -----------------------------------------------------------------------
+
+    @jp_functions.signature({"types": ["object"]}, {"types": ["string", "number", "null"]})  # type: ignore[untyped-decorator]
+    def _func_lookup(self, table: dict[str, Any], key: Any) -> Any:
+        """``lookup(`{"pt-PT": "POR"}`, locale)``: the table's value for the key, or null (then default())."""
+        return None if key is None else table.get(_text(key))
+
+    @jp_functions.signature()  # type: ignore[untyped-decorator]
+    def _func_root(self) -> Any:
+        """``root()``: the whole event, also inside a filter or projection, where ``@`` is the current item."""
+        held = _EVENT.get()
+        if held is None:  # a bug: the engine always evaluates inside evaluating()
+            raise FunctionFailed("root() is only available while the engine maps an event")
+        return held[0]
+
+
+def _width(width: Any) -> int:
+    if int(width) != width or not 0 <= width <= 1000:
+        raise FunctionFailed("pad width must be a whole number from 0 to 1000")
+    return int(width)
+
+
+def _fill(fill: str) -> str:
+    if len(fill) != 1:
+        raise FunctionFailed("pad fill must be exactly one character, e.g. '0'")
+    return fill
+
 
 def _text(value: Any) -> str:
     if isinstance(value, str):
@@ -126,6 +298,12 @@ class Expression:
         """Evaluate over ``data``; failures become MappingError naming ``where`` (never a value)."""
         try:
             return self.parsed.search(data, options=_OPTIONS)
+        except FunctionFailed as exc:
+            raise MappingError(
+                f"{where}: expression `{self.text}` failed: {exc.message}",
+                path=where,
+                details={"reason": "expression_failed"},
+            ) from None
         except jp_exceptions.JMESPathTypeError as exc:
             expected = ", ".join(exc.expected_types)
             actual = jp_functions.TYPES_MAP.get(exc.actual_type, exc.actual_type)
@@ -162,7 +340,8 @@ def compile_expression(text: str) -> Expression:
     try:
         parsed = jmespath.compile(text)
     except jp_exceptions.ParseError as exc:
-        raise ExpressionSyntaxError(f"invalid JMESPath at character {exc.lex_position}: {_parse_reason(exc)}") from None
+        reason = _parse_reason(exc, text)
+        raise ExpressionSyntaxError(f"invalid JMESPath at character {exc.lex_position}: {reason}") from None
     except jp_exceptions.JMESPathError as exc:
         raise ExpressionSyntaxError(f"invalid JMESPath: {type(exc).__name__}") from None
     for name, count in _function_calls(parsed.parsed):
@@ -170,12 +349,38 @@ def compile_expression(text: str) -> Expression:
     return Expression(text=text, parsed=parsed)
 
 
-def _parse_reason(exc: jp_exceptions.ParseError) -> str:
+#: What a character JMESPath does not know usually meant, and what to write instead.
+_UNKNOWN_CHARACTERS = {
+    "/": "JMESPath has no arithmetic operators: write divide(a, `100`) (also add, subtract, multiply)",
+    "+": "JMESPath has no arithmetic operators: write add(a, b) (also subtract, multiply, divide)",
+    "%": "JMESPath has no arithmetic operators; see add(), subtract(), multiply(), divide(), fixed()",
+    "$": "JMESPath has no variables: write root() for the whole event (also inside a filter) and "
+    "header('Name') for a request header",
+    "-": "JMESPath has no arithmetic operators: write subtract(a, b); a negative number is a literal: `-1`",
+}
+
+
+def _parse_reason(exc: jp_exceptions.ParseError, text: str) -> str:
     if isinstance(exc, jp_exceptions.IncompleteExpressionError):
         return "the expression ends too early"
     if isinstance(exc, jp_exceptions.LexerError):
-        return str(exc.message)
-    return f"unexpected {exc.token_type.lower()} token"
+        character = text[exc.lex_position] if 0 <= exc.lex_position < len(text) else ""
+        hint = _UNKNOWN_CHARACTERS.get(character)
+        return f"unknown character {character!r}; {hint}" if hint else str(exc.message)
+    token = exc.token_type.lower()
+    if token == "number":
+        return "a bare number; numbers are literals in backticks: length(items) > `0`, [0] only as an index"
+    if token == "star" and _follows_value(text, exc.lex_position):
+        return "`*` here is not multiplication (JMESPath has no arithmetic operators): write multiply(a, b)"
+    if token == "quoted_identifier":
+        return "a \"double-quoted\" name is a field; write text in single quotes: 'paid'"
+    return f"unexpected {token} token"
+
+
+def _follows_value(text: str, position: int) -> bool:
+    """True when ``*`` at ``position`` comes after an operand (``a * b``), not after ``.``/``[`` (a wildcard)."""
+    before = text[:position].rstrip()
+    return bool(before) and (before[-1].isalnum() or before[-1] in ")]_'`\"")
 
 
 def _function_calls(node: Any) -> Iterator[tuple[str, int]]:
@@ -187,8 +392,38 @@ def _function_calls(node: Any) -> Iterator[tuple[str, int]]:
         yield from _function_calls(child)
 
 
+#: Functions people reach for from other languages, and what this one has instead.
+_FALSE_FRIENDS = {
+    "format": "build text with concat(), numbers with fixed(x, `2`), dates with format_date(d, '%d/%m/%Y')",
+    "printf": "build text with concat() and numbers with fixed(x, `2`)",
+    "round": "fixed(x, `2`) gives the text with 2 decimals (rounded half up)",
+    "substr": "substring(s, start, length)",
+    "slice": "substring(s, start, length) for text; [start:stop] for an array",
+    "len": "length(x)",
+    "count": "length(x)",
+    "str": "to_string(x)",
+    "string": "to_string(x)",
+    "int": "to_number(x)",
+    "float": "to_number(x)",
+    "number": "to_number(x)",
+    "date": "format_date(d, '%d/%m/%Y')",
+    "strftime": "format_date(d, '%d/%m/%Y')",
+    "if": "there is no if(): use a rule's `when`, or `condition && a || b` (when a is never false or empty)",
+    "iif": "there is no iif(): use a rule's `when`, or `condition && a || b` (when a is never false or empty)",
+    "coalesce": "default(x, fallback), or not_null(a, b, ...)",
+    "get": "lookup(table, key) for a table; a path (a.b) for a field",
+    "sum_of": "sum(array)",
+    "mul": "multiply(a, b)",
+    "div": "divide(a, b)",
+    "sub": "subtract(a, b)",
+    "plus": "add(a, b)",
+}
+
+
 def _check_call(name: str, count: int) -> None:
     if name not in _ARITY:
+        if name in _FALSE_FRIENDS:
+            raise ExpressionSyntaxError(f"unknown function {name}(); {_FALSE_FRIENDS[name]}")
         close = difflib.get_close_matches(name, FUNCTION_NAMES, n=1)
         hint = f"did you mean {close[0]}()?" if close else f"available: {', '.join(FUNCTION_NAMES)}"
         raise ExpressionSyntaxError(f"unknown function {name}(); {hint}")

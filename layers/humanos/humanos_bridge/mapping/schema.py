@@ -167,9 +167,31 @@ def parse_mapping(document: Any, *, file: str = "<mapping>") -> MappingConfig:
     return MappingConfig(api_version=api_version, file=file, _sources=sources)
 
 
+#: Keys people write from other tools' vocabulary, and this file's word for them.
+_SYNONYMS = {
+    "condition": "when",
+    "if": "when",
+    "filter": "when",
+    "match": "when",
+    "body": "request",
+    "template": "request",
+    "key": "idempotencyKey",
+    "idempotency_key": "idempotencyKey",
+    "dedupKey": "idempotencyKey",
+    "internal_id": "internalId",
+    "event_type": "eventType",
+    "type": "eventType",
+    "event_id": "eventId",
+    "id": "eventId",
+}
+
+
 def _check_keys(raw: dict[str, Any], valid: tuple[str, ...], base: str, problems: _Problems) -> None:
     for key in raw:
         if key in valid:
+            continue
+        if _SYNONYMS.get(key) in valid:
+            problems.add(child_path(base, key), f"unknown key; it is called {_SYNONYMS[key]!r} here")
             continue
         close = difflib.get_close_matches(key, valid, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(valid)}"

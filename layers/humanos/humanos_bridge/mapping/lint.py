@@ -1,0 +1,103 @@
+"""Warnings for JMESPath that is valid but rarely means what its author meant (``mappings check``).
+
+Each trap below was hit mapping real webhooks: the file loads, the event maps, and the body is wrong
+or no rule ever matches. They are warnings, not errors: each has a legitimate use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from jmespath.lexer import Lexer
+
+from humanos_bridge.mapping.engine import MappingConfig
+from humanos_bridge.mapping.expressions import Expression
+from humanos_bridge.mapping.model import RuleConfig
+from humanos_bridge.mapping.templates import Arr, Expr, Node, Obj
+
+_COMPARATORS = ("eq", "ne", "lt", "lte", "gt", "gte")
+
+
+def warnings(config: MappingConfig) -> list[str]:
+    """Every trap in every expression of the file, as ``<path>: `<expression>`: <what happens>; <fix>``."""
+    found: list[str] = []
+    for name in config.sources:
+        for rules in config.source(name).rules.values():
+            for rule in rules:
+                for where, expression, is_field in _expressions(rule):
+                    found.extend(f"{where}: `{expression.text}`: {trap}" for trap in traps(expression, is_field))
+    return found
+
+
+def traps(expression: Expression, is_field: bool) -> list[str]:
+    """The traps in one expression; ``is_field``: it fills a body field (not a `when`)."""
+    ast = expression.parsed.parsed
+    found = []
+    if any(node["type"] == "pipe" and _is_and_or(node["children"][1]) for node in _nodes(ast)):
+        found.append(_PIPE_TRAP)
+    if _quoted_name_compared(expression.text):
+        found.append(_QUOTED_TRAP)
+    if is_field and ast["type"] in ("and_expression", "not_expression", "comparator"):
+        found.append(_LOGIC_FIELD_TRAP)
+    if is_field and ast["type"] == "multi_select_list":
+        found.append(_NULL_ITEMS_TRAP)
+    return found
+
+
+_PIPE_TRAP = (
+    "`|` binds loosest, so the && or || after it reads its other operand from the piped result, not from the "
+    "event; put the piped part in parentheses: (answers[?ref=='ok'].value | [0]) == 'yes' && other"
+)
+_QUOTED_TRAP = (
+    'a "double-quoted" word beside a comparison is a field name, not text; write text in single quotes: '
+    "status == 'paid'"
+)
+_LOGIC_FIELD_TRAP = (
+    "a comparison or && gives true/false (or its first falsy operand), never null, so the field is always "
+    "sent; choose between bodies with a rule's `when`, or use `a || b` for a fallback"
+)
+_NULL_ITEMS_TRAP = "a list built with [a, b] keeps its null items, and they stay in the body; wrap it: compact([a, b])"
+
+
+def _expressions(rule: RuleConfig) -> Iterator[tuple[str, Expression, bool]]:
+    if rule.when is not None:
+        yield f"{rule.path}.when", rule.when, False
+    for node in (rule.request, rule.internal_id, rule.idempotency_key):
+        if node is not None:
+            yield from _template_expressions(node)
+
+
+def _template_expressions(node: Node) -> Iterator[tuple[str, Expression, bool]]:
+    if isinstance(node, Expr):
+        yield node.where, node.expression, True
+    elif isinstance(node, Obj):
+        for _, child in node.items:
+            yield from _template_expressions(child)
+    elif isinstance(node, Arr):
+        for child in node.items:
+            yield from _template_expressions(child)
+
+
+def _nodes(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict) and "type" in node:
+        yield node
+        for child in node.get("children", ()):
+            yield from _nodes(child)
+
+
+def _is_and_or(node: Any) -> bool:
+    # `x | [0] == 'a'` is fine (the comparison is meant for the piped value); `x | [0] == 'a' && y` reads y
+    # from the piped value too, not from the event.
+    return isinstance(node, dict) and node.get("type") in ("and_expression", "or_expression")
+
+
+def _quoted_name_compared(text: str) -> bool:
+    tokens = [token["type"] for token in Lexer().tokenize(text)]
+    for index, kind in enumerate(tokens):
+        if kind != "quoted_identifier":
+            continue
+        neighbours = tokens[max(index - 1, 0) : index] + tokens[index + 1 : index + 2]
+        if any(neighbour in _COMPARATORS for neighbour in neighbours):
+            return True
+    return False
