@@ -272,12 +272,12 @@ def _own_cost(dispatcher: Dispatcher, event: dict[str, Any], api_key: str, secre
         return outcomes
 
     prepared = prepare()
-    if any(o.mapped is None for o in prepared):
+    if any(not o.requests for o in prepared):
         raise RuntimeError("own-cost event did not map")
-    bodies = [o.mapped.body for o in prepared if o.mapped is not None]
+    bodies = [o.requests[0].body for o in prepared if o.requests]
     payloads = [wire.dump_bytes(b) for b in bodies]
     for outcome in prepared:  # as after a successful send, so the log lines carry the same fields
-        outcome.kind, outcome.request_id, outcome.humanos_seconds = CREATED, "req_0123456789abcdef", 0.1012
+        outcome.kind, outcome.request_ids, outcome.humanos_seconds = CREATED, ["req_0123456789abcdef"], 0.1012
     source_bodies = [json.loads(m.body) for m in messages]
 
     def partial_response() -> None:

@@ -1,11 +1,14 @@
 """Mapping figures: one typical event through map_event (body validation included), and loading the example file.
 
 The per-event figure is compared with serialising the resulting body once (``wire.dump_bytes``), measured in the
-same run, so the ratio says how much the mapping adds on top of work every request does anyway.
+same run, so the ratio says how much the mapping adds on top of work every request does anyway. Each preset in
+``mappings/presets/`` is also timed on its real-shaped sample event (``preset_<name>_map_event_us``): those use
+the heavier functions (arithmetic, filters, lookups, dates) on provider-sized payloads.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,17 @@ from humanos_bridge.mapping import load_mapping
 ROOT = Path(__file__).resolve().parent.parent
 MAPPING = ROOT / "mappings" / "bridge.json"
 EVENT = ROOT / "events" / "business" / "crm-contact-created.json"
+PRESETS = ROOT / "mappings" / "presets"
+PRESET_EVENTS = ROOT / "events" / "business" / "presets"
+#: preset file stem -> its sample event (each preset has one source).
+PRESET_SAMPLES = {
+    "stripe-checkout": "stripe-checkout-session-completed.json",
+    "shopify-orders-paid": "shopify-orders-paid.json",
+    "typeform-consent": "typeform-form-response.json",
+    "hr-employee-hired": "hr-employee-hired.json",
+}
+#: What one preset event may cost through map_event (a goal to watch, not a test).
+PRESET_GOAL_US = 150
 
 
 def _cold_load() -> None:
@@ -39,4 +53,18 @@ def run() -> dict[str, Any]:
         "serialise_body_us_baseline": round(dumps_s * 1e6, 1),
         "map_event_vs_serialise_ratio": round(map_s / dumps_s, 1),
         "load_and_compile_bridge_json_ms": round(load_s * 1e3, 2),
+        **_presets(),
+        "preset_map_event_goal_us_at_most": PRESET_GOAL_US,
     }
+
+
+def _presets() -> dict[str, float]:
+    figures = {}
+    for stem, sample in PRESET_SAMPLES.items():
+        config = load_mapping(PRESETS / f"{stem}.json")
+        (source,) = config.sources
+        event = json.loads((PRESET_EVENTS / sample).read_text(encoding="utf-8"))
+        config.map_event(source, event)  # fails here, not inside the timing, if the preset and its sample disagree
+        seconds = best_per_call(functools.partial(config.map_event, source, event), 2_000)
+        figures[f"preset_{stem.replace('-', '_')}_map_event_us"] = round(seconds * 1e6, 1)
+    return figures

@@ -105,6 +105,13 @@ def test_dates_are_formatted(when: str, text: str) -> None:
     assert value(f"format_date(startDate, '{pattern}')", {"startDate": when}) == text
 
 
+def test_unix_seconds_are_dates_in_utc() -> None:
+    """Stripe's timestamps: 1772355600 is 2026-03-01T09:00:00Z."""
+    assert value("format_date(created, '%d/%m/%Y %H:%M')", {"created": 1772355600}) == "01/03/2026 09:00"
+    with pytest.raises(MappingError, match="not a Unix time in seconds"):
+        value("format_date(created, '%Y')", {"created": 1e20})
+
+
 def test_a_date_that_is_not_iso_8601_fails_naming_the_form_and_never_the_value() -> None:
     with pytest.raises(MappingError) as raised:
         value("format_date(d, '%d/%m/%Y')", {"d": "ana@example.com"})
@@ -204,11 +211,13 @@ def test_double_quotes_beside_a_comparison_are_a_field_not_text() -> None:
     assert lint(when='"status-code" == `200`') != []  # a quoted name compared is flagged either side
 
 
-def test_logic_in_a_body_field_is_never_null() -> None:
-    (warning,) = lint(name="=vip && concat('VIP ', name)")
+def test_a_comparison_in_a_body_field_is_never_null() -> None:
+    (warning,) = lint(name="=tier == 'vip'")
     assert warning.startswith("sources.crm.rules.x[0].request.name: ")
     assert "never null" in warning
     assert lint(name="=nickname || name") == []
+    # `a && b` is null when a is missing, so it can leave a field out: no warning.
+    assert lint(name="=startDate && concat('You start on ', startDate)") == []
 
 
 def test_a_built_list_keeps_nulls() -> None:

@@ -100,11 +100,15 @@ class Outcome:
     source: str | None = None
     event_type: str | None = None
     event_id: str | None = None
-    request_id: str | None = None
+    #: The Humanos request ids, one per request the event maps to (several with forEach).
+    request_ids: list[str] = field(default_factory=list)
+    #: How many of them this delivery created (or recovered); the rest existed already.
+    created: int = 0
     failure: Failure | None = None
     #: Seconds spent talking to Humanos for this record (rate-limit wait excluded).
     humanos_seconds: float | None = None
-    mapped: MappedRequest | None = field(default=None, repr=False)
+    #: What the event maps to: one request, or one per item of a forEach rule.
+    requests: tuple[MappedRequest, ...] = field(default=(), repr=False)
 
     @property
     def acknowledged(self) -> bool:
@@ -191,7 +195,7 @@ class Dispatcher:
                 )
             body = wire.loads(message.body)
             outcome.event_type, outcome.event_id = self._identity(outcome.source, body)
-            outcome.mapped = self.mapping.map_event(outcome.source, body)
+            outcome.requests = self.mapping.map_requests(outcome.source, body)
         except EventIgnored:
             outcome.kind = IGNORED
         except Exception as exc:  # classified: permanent ones are parked, the rest retried
@@ -209,9 +213,9 @@ class Dispatcher:
         for outcome in outcomes:
             if outcome.message.group_id is not None:
                 lane = f"group:{outcome.message.group_id}"
-            elif outcome.mapped is not None:
+            elif outcome.requests:
                 # Duplicates in one batch run in sequence: the second finds the first's record.
-                lane = f"key:{outcome.mapped.idempotency_key}"
+                lane = f"key:{outcome.requests[0].idempotency_key}"
             else:
                 lane = f"message:{outcome.message.message_id}"
             lanes.setdefault(lane, []).append(outcome)
@@ -225,7 +229,7 @@ class Dispatcher:
                 # FIFO: later messages of a failed group must wait for it, in order.
                 outcome.kind, outcome.failure = RETRY, blocked
                 continue
-            if outcome.mapped is not None and outcome.kind == RETRY and outcome.failure is None:
+            if outcome.requests and outcome.kind == RETRY and outcome.failure is None:
                 self._send(outcome, deadline)
             if fifo and outcome.kind == RETRY:
                 blocked = Failure(
@@ -237,23 +241,30 @@ class Dispatcher:
                 )
 
     def _send(self, outcome: Outcome, deadline: float | None) -> None:
-        assert outcome.mapped is not None
+        """Every request of the event, one after another; each is exactly once by its own key, so a retry
+        after a failure part-way re-sends the event and finds the requests already made."""
         # Every Humanos call must be over before the batch is settled; ExactlyOnce counts the calls it may make.
         calls_end_by = deadline - self.settle_reserve_seconds if deadline is not None else None
         started = time.perf_counter()
+        deliveries = []
         try:
             with_log_keys = {"correlation_id": safe_id(outcome.event_id), "source": safe_id(outcome.source)}
             self.logger.thread_safe_append_keys(**with_log_keys)
             try:
-                delivery = self.sender.send(outcome.mapped, calls_end_by=calls_end_by)
+                for mapped in outcome.requests:
+                    deliveries.append(self.sender.send(mapped, calls_end_by=calls_end_by))
             finally:
                 self.logger.thread_safe_remove_keys(list(with_log_keys))
         except Exception as exc:  # classified below; nothing escapes a worker thread
             self._fail(outcome, exc)
             return
         outcome.humanos_seconds = time.perf_counter() - started
-        outcome.request_id = delivery.request_id
-        outcome.kind = DUPLICATE if delivery.duplicate else RECOVERED if delivery.recovered else CREATED
+        outcome.request_ids = [d.request_id for d in deliveries if d.request_id]
+        outcome.created = sum(not d.duplicate for d in deliveries)
+        if any(not (d.duplicate or d.recovered) for d in deliveries):
+            outcome.kind = CREATED
+        else:
+            outcome.kind = RECOVERED if any(d.recovered for d in deliveries) else DUPLICATE
 
     def _fail(self, outcome: Outcome, exc: BaseException) -> None:
         outcome.failure = classify_failure(exc)
@@ -313,8 +324,10 @@ class Dispatcher:
             "messageId": outcome.message.message_id,
             "receiveCount": outcome.message.receive_count,
         }
-        if outcome.request_id:
-            fields["requestId"] = outcome.request_id
+        if len(outcome.request_ids) == 1:
+            fields["requestId"] = outcome.request_ids[0]
+        elif outcome.request_ids:
+            fields.update(requestIds=outcome.request_ids, requests=len(outcome.request_ids), created=outcome.created)
         if outcome.humanos_seconds is not None:
             fields["humanosMs"] = round(outcome.humanos_seconds * 1000, 1)
         if outcome.failure is not None:
@@ -326,7 +339,7 @@ class Dispatcher:
         assert self.metrics is not None
         add = self.metrics.add_metric
         add(name="EventsReceived", unit=MetricUnit.Count, value=len(outcomes))
-        add(name="RequestsCreated", unit=MetricUnit.Count, value=counts.get(CREATED, 0) + counts.get(RECOVERED, 0))
+        add(name="RequestsCreated", unit=MetricUnit.Count, value=sum(o.created for o in outcomes))
         add(name="Duplicates", unit=MetricUnit.Count, value=counts.get(DUPLICATE, 0))
         add(name="EventsIgnored", unit=MetricUnit.Count, value=counts.get(IGNORED, 0))
         add(name="RetryableFailures", unit=MetricUnit.Count, value=counts.get(RETRY, 0))

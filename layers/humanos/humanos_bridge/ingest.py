@@ -166,12 +166,15 @@ class IngestService:
         """``POST /events/{source}``: verify, map (dry run) and queue; 202 ``accepted`` or ``ignored``."""
         trail = _Trail(EVENTS, source, time.perf_counter())
         try:
-            mapped = self._admit_and_map(source, request, trail)
-            if mapped is None:
+            requests = self._admit_and_map(source, request, trail)
+            if requests is None:
                 return self._ignored(trail)
-            self._enqueue(source, request, mapped)
+            self._enqueue(source, request, requests[0])
             trail.outcome = ACCEPTED
-            return Reply(202, {"eventId": safe_id(mapped.event_id), "status": ACCEPTED})
+            answer: dict[str, Any] = {"eventId": safe_id(requests[0].event_id), "status": ACCEPTED}
+            if len(requests) > 1:
+                answer["requests"] = len(requests)  # a forEach rule: the dispatcher makes them all, each once
+            return Reply(202, answer)
         except ReplayOfAnswered as first:  # a copy (a sender's retry after a lost answer): the first answer again
             trail.event_id, trail.outcome = first.event_id, REPLAYED
             return Reply(202, {"eventId": first.event_id, "status": first.status})
@@ -187,9 +190,16 @@ class IngestService:
         try:
             if self.sender is None:
                 raise ConfigError("the synchronous route is not configured (no Humanos sender was built)")
-            mapped = self._admit_and_map(source, request, trail)
-            if mapped is None:
+            requests = self._admit_and_map(source, request, trail)
+            if requests is None:
                 return self._ignored(trail)
+            if len(requests) > 1:
+                raise MappingError(
+                    f"this event makes {len(requests)} requests (rule {requests[0].rule} has forEach) and this "
+                    f"route answers with one; POST it to /events/{source}, which queues it and makes them all",
+                    details={"reason": "fan_out_on_sync_route"},
+                )
+            mapped = requests[0]
             self.sender.register_context(context)
             delivery = self.sender.send(mapped, calls_end_by=_calls_end_by(context))
             trail.request_id = delivery.request_id
@@ -214,8 +224,8 @@ class IngestService:
 
     # -- the checks, in order ---------------------------------------------------------------------
 
-    def _admit_and_map(self, source: str, request: InboundRequest, trail: _Trail) -> MappedRequest | None:
-        """Run checks 1-5; the mapped request, or None when the source ignores this event type."""
+    def _admit_and_map(self, source: str, request: InboundRequest, trail: _Trail) -> tuple[MappedRequest, ...] | None:
+        """Run checks 1-5; the mapped requests, or None when the source ignores this event."""
         if source not in self.mapping.sources:
             raise UnknownSourceError(
                 f"unknown source {mask_text(source[:64])!r}; POST to /events/<source> with a configured source"
@@ -227,14 +237,14 @@ class IngestService:
         check_json_media_type(request.headers)
         event = parse_json(request.body, max_depth=self.max_depth)
         try:
-            mapped = self.mapping.map_event(source, event)
+            requests = self.mapping.map_requests(source, event)
         except EventIgnored:
             trail.event_type, trail.event_id = self._identity(source, event)
             self._correlate(trail.event_id)
             return None
-        trail.event_type, trail.event_id = mapped.event_type, mapped.event_id
-        self._correlate(mapped.event_id)
-        return mapped
+        trail.event_type, trail.event_id = requests[0].event_type, requests[0].event_id
+        self._correlate(requests[0].event_id)
+        return requests
 
     def _authenticate(self, source: str, request: InboundRequest, trail: _Trail) -> None:
         auth = self.mapping.source(source).auth

@@ -55,6 +55,19 @@ def dump_bytes(value: Any) -> bytes:
     return dumps(value).encode("utf-8")
 
 
+def canonical_bytes(value: Any) -> bytes:
+    """The bytes of ``value`` with keys sorted at every level: equal values, equal bytes (content hashes)."""
+    return dump_bytes(_sorted_keys(value))
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(item) for item in value]
+    return value
+
+
 def js_number(value: float) -> str:
     """Format a finite float as ECMAScript's ``Number.prototype.toString`` does."""
     if value == 0:

@@ -105,14 +105,17 @@ def run_preview(args: argparse.Namespace) -> int:
     except SerialisationError as exc:
         return _fail(f"{args.event}: {exc.message}")
     try:
-        request = cfg.map_event(source, event)
+        requests = cfg.map_requests(source, event)
     except EventIgnored as exc:
         print(f"ignored: {exc.message}")
         return _explained(args, cfg, source, event, 0)
     except MappingError as exc:
         _fail(f"cannot map {args.event}: {exc.message}")
         return _explained(args, cfg, source, event, 1)
-    _print_request(request, cfg.api_version, mask=args.mask)
+    for number, request in enumerate(requests, start=1):
+        if len(requests) > 1:
+            print(f"{'' if number == 1 else chr(10)}request {number} of {len(requests)} (forEach):")
+        _print_request(request, cfg.api_version, mask=args.mask)
     return _explained(args, cfg, source, event, 0)
 
 

@@ -16,6 +16,7 @@ from humanos_bridge import wire
 from humanos_bridge.body_validation import json_type, validate_body
 from humanos_bridge.errors import EventIgnored, InvalidBodyError, MappingError, SerialisationError, UnknownSourceError
 from humanos_bridge.mapping.expressions import evaluating
+from humanos_bridge.mapping.fan_out import item_key, items_of
 from humanos_bridge.mapping.model import MappedRequest, RuleConfig, SourceConfig
 from humanos_bridge.mapping.templates import OMIT, Node, child_path, render
 from humanos_bridge.masking import mask_text
@@ -59,55 +60,111 @@ class MappingConfig:
             return event_type_of(config, event), event_id_of(config, event)
 
     def map_event(self, source: str, event: Any) -> MappedRequest:
-        """Turn ``event`` from ``source`` into the request to send.
+        """The one request ``event`` from ``source`` becomes (for rules without ``forEach``).
+
+        Raises as :meth:`map_requests` does, and MappingError when the event makes several requests.
+        """
+        requests = self.map_requests(source, event)
+        if len(requests) != 1:
+            raise MappingError(
+                f"rule {requests[0].rule} fans out to {len(requests)} requests; map the event with map_requests",
+                details={"reason": "fan_out"},
+            )
+        return requests[0]
+
+    def map_requests(self, source: str, event: Any) -> tuple[MappedRequest, ...]:
+        """Every request ``event`` from ``source`` becomes: one, or one per item of a ``forEach`` rule.
+
+        Every body is built and checked before any is returned, so one bad item stops the whole event
+        before anything is sent: no partial side effect.
 
         Raises
         ------
         UnknownSourceError
             ``source`` is not in the file.
         EventIgnored
-            No rule takes the event and the source says ``unmatched: "ignore"``.
+            No rule takes the event and the source says ``unmatched: "ignore"``; or the ``forEach`` array is
+            empty (nothing to ask).
         MappingError
-            Anything else that stops the event becoming a valid body (InvalidBodyError for the body itself).
+            Anything else that stops the event becoming valid bodies (InvalidBodyError for a body itself).
         """
         config = self.source(source)
         with evaluating(event):
-            return self._map(config, event)
+            event_type = event_type_of(config, event)
+            rules = config.rules.get(event_type)
+            if rules is None:
+                raise _unmatched(config, event_type, "has no rules")
+            event_id = event_id_of(config, event)
+            rule = _choose(rules, event)
+            if rule is None:
+                raise _unmatched(config, event_type, f"has {len(rules)} rule(s) but no `when` matched")
+            identity = _Identity(config, rule, event_type, event_id, self.api_version)
+            if rule.for_each is None:
+                return (_build(identity, event, None),)
+            items = items_of(rule, event)
+            if not items:
+                raise EventIgnored(
+                    f"source {config.name}: rule {rule.name}: forEach `{rule.for_each.text}` found no items; "
+                    "nothing to ask",
+                    details={"reason": "no_items", "source": config.name},
+                )
+            return _distinct([_build(identity, item, index) for index, item in enumerate(items)], rule)
 
-    def _map(self, config: SourceConfig, event: Any) -> MappedRequest:
-        event_type = event_type_of(config, event)
-        rules = config.rules.get(event_type)
-        if rules is None:
-            raise _unmatched(config, event_type, "has no rules")
-        event_id = event_id_of(config, event)
-        rule = _choose(rules, event)
-        if rule is None:
-            raise _unmatched(config, event_type, f"has {len(rules)} rule(s) but no `when` matched")
-        return _build(config, rule, event, event_type, event_id, self.api_version)
+
+@dataclass(frozen=True)
+class _Identity:
+    """What every request of one event shares."""
+
+    config: SourceConfig
+    rule: RuleConfig
+    event_type: str
+    event_id: str
+    api_version: str
 
 
-def _build(
-    config: SourceConfig, rule: RuleConfig, event: Any, event_type: str, event_id: str, api_version: str
-) -> MappedRequest:
-    body = render(rule.request, event)
-    idempotency_key = _idempotency_key(config, rule, event, event_id)
-    internal_id = _internal_id(rule, event, idempotency_key)
-    if internal_id is not None:
-        body["internalId"] = internal_id
+def _build(identity: _Identity, scope: Any, item: int | None) -> MappedRequest:
+    """One request. ``scope`` is what the template reads: the event, or forEach's item number ``item``."""
+    config, rule = identity.config, identity.rule
     try:
-        body = validate_body(body, api_version)
-    except InvalidBodyError as exc:
-        exc.details.update(source=config.name, rule=rule.name)
+        body = render(rule.request, scope)
+        idempotency_key = _idempotency_key(config, rule, scope, identity.event_id, item)
+        internal_id = _internal_id(rule, scope, idempotency_key)
+        if internal_id is not None:
+            body["internalId"] = internal_id
+        body = validate_body(body, identity.api_version)
+    except MappingError as exc:
+        if item is not None:  # which item, as the file counts them; the message quotes no value
+            exc.message = f"forEach item {item}: {exc.message}"
+            exc.args = (exc.message,)
+            exc.details.update(item=item)
+        if isinstance(exc, InvalidBodyError):
+            exc.details.update(source=config.name, rule=rule.name)
         raise
     return MappedRequest(
         source=config.name,
-        event_type=event_type,
-        event_id=event_id,
+        event_type=identity.event_type,
+        event_id=identity.event_id,
         rule=rule.name,
         idempotency_key=idempotency_key,
         internal_id=internal_id,
         body=body,
     )
+
+
+def _distinct(requests: list[MappedRequest], rule: RuleConfig) -> tuple[MappedRequest, ...]:
+    """Equal items are one request; two items with one key but different bodies are a mapping error."""
+    by_key: dict[str, MappedRequest] = {}
+    for index, request in enumerate(requests):
+        first = by_key.setdefault(request.idempotency_key, request)
+        if first.body != request.body:
+            where = f"{rule.path}.idempotencyKey"
+            raise MappingError(
+                f"{where}: forEach item {index} gives the same idempotency key as an earlier item but another "
+                "body; derive the key from something unique per item (its id)",
+                path=where,
+                details={"reason": "item_key_collision"},
+            )
+    return tuple(by_key.values())
 
 
 def event_type_of(config: SourceConfig, event: Any) -> str:
@@ -118,8 +175,8 @@ def event_type_of(config: SourceConfig, event: Any) -> str:
     if isinstance(event, list):
         raise MappingError(
             f"event type: the event is a JSON array of {len(event)} item(s), not an object, so "
-            f"`{config.event_type.text}` reads nothing; a sender that batches events needs each item sent as "
-            "its own event (or a rule with forEach over the items, once the file format has it)",
+            f"`{config.event_type.text}` reads nothing; for a sender that batches events, give the source a "
+            "literal type, eventType `'batch'`, and the rule forEach `@` (one request per item)",
             path=where,
             details={"reason": "event_is_array"},
         )
@@ -160,21 +217,13 @@ def content_hash(event: Any) -> str:
     The same idea as SQS FIFO content-based deduplication, for senders that put no id in their events.
     """
     try:
-        return hashlib.sha256(wire.dump_bytes(_sorted(event))).hexdigest()
+        return hashlib.sha256(wire.canonical_bytes(event)).hexdigest()
     except (SerialisationError, TypeError, RecursionError) as exc:
         reason = exc.message if isinstance(exc, SerialisationError) else type(exc).__name__
         raise MappingError(
             f"event id: the event has no id and cannot be hashed for one ({reason})",
             details={"reason": "event_id_unhashable"},
         ) from None
-
-
-def _sorted(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _sorted(value[key]) for key in sorted(value)}
-    if isinstance(value, list):
-        return [_sorted(item) for item in value]
-    return value
 
 
 def _choose(rules: tuple[RuleConfig, ...], event: Any) -> RuleConfig | None:
@@ -210,11 +259,13 @@ def _internal_id(rule: RuleConfig, event: Any, idempotency_key: str) -> str | No
     return _text_value(rule.internal_id, event, f"{rule.path}.internalId", allow_missing=True)
 
 
-def _idempotency_key(config: SourceConfig, rule: RuleConfig, event: Any, event_id: str) -> str:
+def _idempotency_key(config: SourceConfig, rule: RuleConfig, scope: Any, event_id: str, item: int | None) -> str:
     if rule.idempotency_key is None:
         key = f"{config.name}:{event_id}:{rule.name}"
+        if item is not None:
+            key = item_key(key, scope, f"{rule.path}.forEach")
     else:
-        found = _text_value(rule.idempotency_key, event, f"{rule.path}.idempotencyKey", allow_missing=False)
+        found = _text_value(rule.idempotency_key, scope, f"{rule.path}.idempotencyKey", allow_missing=False)
         assert found is not None  # allow_missing=False never returns None
         key = found
     return bound_key(key)

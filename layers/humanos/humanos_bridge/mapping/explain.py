@@ -25,6 +25,7 @@ from humanos_bridge.mapping.templates import Arr, Expr, Node, Obj
 #: What a null value means, by where the expression sits in the rule.
 IF_NULL_REQUEST = "the field is left out"
 IF_NULL_INTERNAL_ID = "no internalId is sent"
+IF_NULL_FOR_EACH = "the event cannot be mapped: forEach must find an array (the template below reads its first item)"
 IF_NULL_IDEMPOTENCY_KEY = "the event cannot be mapped: the idempotency key must be a non-empty string"
 
 
@@ -106,13 +107,23 @@ def evaluate(expression: Expression, where: str, event: Any, *, if_null: str | N
 
 
 def _values(rule: RuleConfig, event: Any) -> tuple[Evaluation, ...]:
+    """The rule's expressions over the event; with forEach, its array, then the template over the first item."""
+    if rule.for_each is None:
+        return _template_values(rule, event)
+    items = evaluate(rule.for_each, f"{rule.path}.forEach", event, if_null=IF_NULL_FOR_EACH)
+    if isinstance(items.value, list) and items.value:
+        return (items, *_template_values(rule, items.value[0]))
+    return (items,)
+
+
+def _template_values(rule: RuleConfig, scope: Any) -> tuple[Evaluation, ...]:
     parts = (
         (rule.request, IF_NULL_REQUEST),
         (rule.internal_id, IF_NULL_INTERNAL_ID),
         (rule.idempotency_key, IF_NULL_IDEMPOTENCY_KEY),
     )
     return tuple(
-        evaluate(expr.expression, expr.where, event, if_null=if_null)
+        evaluate(expr.expression, expr.where, scope, if_null=if_null)
         for node, if_null in parts
         if node is not None
         for expr in _expressions(node)

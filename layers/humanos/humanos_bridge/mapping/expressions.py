@@ -13,7 +13,7 @@ import contextvars
 import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -232,11 +232,19 @@ class BridgeFunctions(jp_functions.Functions):  # type: ignore[misc]  # jmespath
 
     # -- dates ------------------------------------------------------------------------------------
 
-    @jp_functions.signature({"types": ["string", "null"]}, {"types": ["string"]})  # type: ignore[untyped-decorator]
-    def _func_format_date(self, value: str | None, pattern: str) -> str | None:
-        """``format_date('2026-03-01', '%d/%m/%Y')`` -> ``"01/03/2026"`` (C ``strftime`` directives)."""
+    @jp_functions.signature({"types": ["string", "number", "null"]}, {"types": ["string"]})  # type: ignore[untyped-decorator]
+    def _func_format_date(self, value: str | float | None, pattern: str) -> str | None:
+        """``format_date('2026-03-01', '%d/%m/%Y')`` -> ``"01/03/2026"`` (C ``strftime`` directives).
+
+        A number is Unix seconds (Stripe's ``created``), shown in UTC; a date-time keeps its own offset.
+        """
         if value is None:
             return None
+        if isinstance(value, (int, float)):
+            try:
+                return datetime.fromtimestamp(value, UTC).strftime(pattern)
+            except (OverflowError, OSError, ValueError):
+                raise FunctionFailed("format_date() argument 1 is not a Unix time in seconds") from None
         return _parse_date(value).strftime(pattern)
 
     # -- tables and context -----------------------------------------------------------------------

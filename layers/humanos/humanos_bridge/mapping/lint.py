@@ -38,7 +38,7 @@ def traps(expression: Expression, is_field: bool) -> list[str]:
         found.append(_PIPE_TRAP)
     if _quoted_name_compared(expression.text):
         found.append(_QUOTED_TRAP)
-    if is_field and ast["type"] in ("and_expression", "not_expression", "comparator"):
+    if is_field and ast["type"] in ("not_expression", "comparator"):
         found.append(_LOGIC_FIELD_TRAP)
     if is_field and ast["type"] == "multi_select_list":
         found.append(_NULL_ITEMS_TRAP)
@@ -54,8 +54,8 @@ _QUOTED_TRAP = (
     "status == 'paid'"
 )
 _LOGIC_FIELD_TRAP = (
-    "a comparison or && gives true/false (or its first falsy operand), never null, so the field is always "
-    "sent; choose between bodies with a rule's `when`, or use `a || b` for a fallback"
+    "a comparison or ! gives true or false, never null, so the field is always sent; choose between bodies "
+    "with a rule's `when`, or use `a || b` for a fallback"
 )
 _NULL_ITEMS_TRAP = "a list built with [a, b] keeps its null items, and they stay in the body; wrap it: compact([a, b])"
 

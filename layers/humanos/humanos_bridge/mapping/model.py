@@ -40,8 +40,12 @@ class RuleConfig:
     internal_id: Node | None = None
     #: False when the file says ``internalId: null`` (send none).
     send_internal_id: bool = True
-    #: None: ``<source>:<event id>:<rule name>``.
+    #: None: ``<source>:<event id>:<rule name>`` (with ``forEach``: plus ``:<hash of the item>``).
     idempotency_key: Node | None = None
+    #: Fan-out: one request per item of this array; the template then reads the item (``root()`` the event).
+    for_each: Expression | None = None
+    #: The file says the contacts this rule collects from an array belong in one request (co-signers).
+    contacts_in_one_request: bool = False
 
 
 @dataclass(frozen=True)

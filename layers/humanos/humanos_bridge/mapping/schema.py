@@ -28,6 +28,7 @@ from humanos_bridge.body_validation import (
 from humanos_bridge.errors import ConfigError
 from humanos_bridge.mapping.engine import MappingConfig
 from humanos_bridge.mapping.expressions import Expression, ExpressionSyntaxError, compile_expression
+from humanos_bridge.mapping.fan_out import contacts_from_arrays
 from humanos_bridge.mapping.model import (
     AUTH_SCHEMES,
     EVENT_ID_DEFAULTS,
@@ -53,7 +54,16 @@ FILE_VERSIONS: tuple[int, ...] = (1,)
 TOP_KEYS: tuple[str, ...] = ("version", "apiVersion", "sources", "description")
 SOURCE_KEYS: tuple[str, ...] = ("eventType", "eventId", "eventIdDefault", "unmatched", "auth", "rules", "description")
 AUTH_KEYS: tuple[str, ...] = ("scheme", "secretKey")
-RULE_KEYS: tuple[str, ...] = ("name", "when", "request", "internalId", "idempotencyKey", "description")
+RULE_KEYS: tuple[str, ...] = (
+    "name",
+    "when",
+    "forEach",
+    "request",
+    "internalId",
+    "idempotencyKey",
+    "allContactsInOneRequest",
+    "description",
+)
 # Source names appear in URL paths (/events/{source}) and SQS message attributes.
 _SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 # Rule names are part of idempotency keys, so they stay short and plain.
@@ -170,6 +180,11 @@ def parse_mapping(document: Any, *, file: str = "<mapping>") -> MappingConfig:
 #: Keys people write from other tools' vocabulary, and this file's word for them.
 _SYNONYMS = {
     "condition": "when",
+    "foreach": "forEach",
+    "for_each": "forEach",
+    "each": "forEach",
+    "iterator": "forEach",
+    "map": "forEach",
     "if": "when",
     "filter": "when",
     "match": "when",
@@ -371,11 +386,24 @@ def _rule(
     _check_keys(raw, RULE_KEYS, path, problems)
     name = _rule_name(raw, f"{event_type}#{index}", path, problems)
     when = _expression_field(raw, "when", path, problems, required=False)
+    for_each = _expression_field(raw, "forEach", path, problems, required=False)
+    together = raw.get("allContactsInOneRequest", False)
+    if not isinstance(together, bool):
+        problems.add(child_path(path, "allContactsInOneRequest"), f"must be true or false, got {json_type(together)}")
+        together = False
     request = _request(raw, child_path(path, "request"), api_version, problems)
     send_internal_id, internal_id = _internal_id(raw, path, problems)
     idempotency_key = _idempotency_key(raw, path, problems)
     if request is None:
         return None
+    if for_each is None and not together:
+        for where in contacts_from_arrays(request):
+            problems.add(
+                where,
+                "these contacts come from every item of an array, so different people would share one request; "
+                'add "forEach" to the rule for one request per item, or "allContactsInOneRequest": true when '
+                "they really sign one request together",
+            )
     return RuleConfig(
         name=name,
         event_type=event_type,
@@ -385,6 +413,8 @@ def _rule(
         internal_id=internal_id,
         send_internal_id=send_internal_id,
         idempotency_key=idempotency_key,
+        for_each=for_each,
+        contacts_in_one_request=together,
     )
 
 

@@ -1,0 +1,301 @@
+"""The presets in mappings/presets/: each loads, and maps its real-shaped sample event to exactly this body.
+
+The expected bodies are written out by hand (they are what Humanos would receive, byte for byte), so a change
+in a preset, in its sample event or in a function of the language shows up here as a different body.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from humanos_bridge import wire
+from humanos_bridge.errors import EventIgnored
+from humanos_bridge.mapping import MappedRequest, MappingConfig, load_mapping
+
+ROOT = Path(__file__).resolve().parents[2]
+PRESETS = ROOT / "mappings" / "presets"
+SAMPLES = ROOT / "events" / "business" / "presets"
+
+#: preset file -> (its one source, its sample event)
+CASES = {
+    "stripe-checkout.json": ("stripe", "stripe-checkout-session-completed.json"),
+    "shopify-orders-paid.json": ("shopify", "shopify-orders-paid.json"),
+    "typeform-consent.json": ("typeform", "typeform-form-response.json"),
+    "hr-employee-hired.json": ("hr", "hr-employee-hired.json"),
+}
+
+
+def preset(name: str) -> MappingConfig:
+    return load_mapping(PRESETS / name)
+
+
+def sample(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((SAMPLES / name).read_text(encoding="utf-8"))
+    return event
+
+
+def mapped(preset_name: str, event: dict[str, Any] | None = None) -> MappedRequest:
+    source, sample_name = CASES[preset_name]
+    return preset(preset_name).map_event(source, sample(sample_name) if event is None else event)
+
+
+def body(preset_name: str, event: dict[str, Any] | None = None) -> str:
+    return wire.dumps(mapped(preset_name, event).body)
+
+
+# -- every preset ------------------------------------------------------------------------------------
+
+
+def test_every_preset_file_is_listed_here() -> None:
+    """A new preset needs its sample and its expected body in this file."""
+    assert sorted(p.name for p in PRESETS.glob("*.json")) == sorted(CASES)
+    assert sorted(p.name for p in SAMPLES.glob("*.json")) == sorted(sample_name for _, sample_name in CASES.values())
+
+
+@pytest.mark.parametrize("preset_name", sorted(CASES))
+def test_preset_loads_with_one_source_named_for_the_provider(preset_name: str) -> None:
+    config = preset(preset_name)
+    assert config.api_version == "2026-05-17"
+    assert config.sources == (CASES[preset_name][0],)
+
+
+@pytest.mark.parametrize("preset_name", sorted(CASES))
+def test_the_readme_lists_each_preset_with_its_preview_command(preset_name: str) -> None:
+    source, sample_name = CASES[preset_name]
+    readme = (PRESETS / "README.md").read_text(encoding="utf-8")
+    command = (
+        f"humanos-bridge mappings preview mappings/presets/{preset_name} "
+        f"events/business/presets/{sample_name} --source {source}"
+    )
+    assert command in readme
+
+
+def test_only_the_hr_preset_declares_sender_auth() -> None:
+    """Stripe, Shopify and Typeform sign with their own schemes, which the bridge does not verify yet."""
+    auth = {name: preset(name).source(source).auth for name, (source, _) in CASES.items()}
+    assert {name for name, found in auth.items() if found is not None} == {"hr-employee-hired.json"}
+    assert auth["hr-employee-hired.json"] is not None
+    assert auth["hr-employee-hired.json"].scheme == "humanos-hmac"
+
+
+def test_the_presets_have_no_traps() -> None:
+    lint = pytest.importorskip("humanos_bridge.mapping.lint")
+    for name in CASES:
+        assert lint.warnings(preset(name)) == [], name
+
+
+# -- Stripe checkout.session.completed ----------------------------------------------------------------
+
+STRIPE_SESSION = "cs_test_a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuVwXyZ0123456789AbCdEf"
+
+
+def test_stripe_checkout_becomes_order_terms_by_email() -> None:
+    request = mapped("stripe-checkout.json")
+    assert (request.event_type, request.event_id, request.rule) == (
+        "checkout.session.completed",
+        "evt_1QfXkP2eZvKYlo2C8mN3xR7t",
+        "order-terms",
+    )
+    assert request.idempotency_key == f"stripe:{STRIPE_SESSION}:order-terms"
+    assert body("stripe-checkout.json") == (
+        '{"contacts":["ana.silva@example.com"],'
+        '"credentials":[{"type":"document","name":"Order terms","data":{'
+        '"checkoutSession":"cs_test_a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuVwXyZ0123456789AbCdEf",'
+        '"order":"order-1042","customer":"Ana Silva","amount":"12.50","currency":"EUR","termsVersion":"2026-01"}}],'
+        '"securityLevel":"CONTACT","name":"Order terms for 12.50 EUR","language":"POR",'
+        '"internalId":"stripe:cs_test_a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuVwXyZ0123456789AbCdEf:order-terms"}'
+    )
+
+
+@pytest.mark.parametrize(("cents", "text"), [(1999, "19.99"), (1200, "12.00"), (5, "0.05"), (100000, "1000.00")])
+def test_stripe_amount_in_cents_becomes_money_text(cents: int, text: str) -> None:
+    event = sample("stripe-checkout-session-completed.json")
+    event["data"]["object"]["amount_total"] = cents
+    request_body = mapped("stripe-checkout.json", event).body
+    assert request_body["name"] == f"Order terms for {text} EUR"
+    assert request_body["credentials"][0]["data"]["amount"] == text
+
+
+def test_stripe_unknown_locale_and_no_metadata_fall_back() -> None:
+    event = sample("stripe-checkout-session-completed.json")
+    session = event["data"]["object"]
+    session.update(locale="auto", metadata={}, client_reference_id=None, currency="gbp", amount_total=1999)
+    assert body("stripe-checkout.json", event) == (
+        '{"contacts":["ana.silva@example.com"],'
+        '"credentials":[{"type":"document","name":"Order terms","data":{'
+        '"checkoutSession":"cs_test_a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuVwXyZ0123456789AbCdEf",'
+        '"customer":"Ana Silva","amount":"19.99","currency":"GBP"}}],'
+        '"securityLevel":"CONTACT","name":"Order terms for 19.99 GBP","language":"ENG",'
+        '"internalId":"stripe:cs_test_a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuVwXyZ0123456789AbCdEf:order-terms"}'
+    )
+
+
+def test_stripe_unpaid_session_is_ignored_and_the_later_payment_maps_with_the_same_key() -> None:
+    """Delayed methods complete unpaid; async_payment_succeeded pays: one request per session."""
+    unpaid = sample("stripe-checkout-session-completed.json")
+    unpaid["data"]["object"]["payment_status"] = "unpaid"
+    with pytest.raises(EventIgnored):
+        mapped("stripe-checkout.json", unpaid)
+
+    paid_later = copy.deepcopy(unpaid)
+    paid_later.update(id="evt_1QfZ0a2eZvKYlo2C9pQ4yS8u", type="checkout.session.async_payment_succeeded")
+    paid_later["data"]["object"]["payment_status"] = "paid"
+    later = mapped("stripe-checkout.json", paid_later)
+    assert later.rule == "order-terms-async"
+    assert later.idempotency_key == mapped("stripe-checkout.json").idempotency_key
+    assert later.body == mapped("stripe-checkout.json").body
+
+
+def test_stripe_other_event_types_are_ignored() -> None:
+    event = sample("stripe-checkout-session-completed.json")
+    event["type"] = "payment_intent.succeeded"
+    with pytest.raises(EventIgnored):
+        mapped("stripe-checkout.json", event)
+
+
+# -- Shopify orders/paid ------------------------------------------------------------------------------
+
+
+def test_shopify_paid_order_becomes_a_purchase_agreement_with_its_lines() -> None:
+    request = mapped("shopify-orders-paid.json")
+    assert (request.event_type, request.event_id) == ("orders/paid", "5871203254375")
+    assert body("shopify-orders-paid.json") == (
+        '{"contacts":["ana.silva@example.com"],'
+        '"credentials":[{"type":"document","name":"Purchase agreement for order #1042","data":{'
+        '"order":"#1042","orderId":"gid://shopify/Order/5871203254375",'
+        '"lineItems":[{"title":"Linen shirt","quantity":2,"total":"39.98"},'
+        '{"title":"Canvas tote","quantity":1,"total":"12.50"}],'
+        '"total":"57.47","currency":"EUR"}}],'
+        '"securityLevel":"CONTACT","name":"Purchase agreement for order #1042","language":"POR",'
+        '"internalId":"shopify:5871203254375:purchase-agreement"}'
+    )
+
+
+def test_shopify_line_totals_are_decimal() -> None:
+    """3 x 19.99 is 59.97 and 3 x 0.10 is 0.30 (in floats: 59.97000000000001 and 0.30000000000000004)."""
+    event = sample("shopify-orders-paid.json")
+    event["line_items"][0].update(quantity=3, price="19.99")
+    event["line_items"][1].update(quantity=3, price="0.10")
+    lines = mapped("shopify-orders-paid.json", event).body["credentials"][0]["data"]["lineItems"]
+    assert lines == [
+        {"title": "Linen shirt", "quantity": 3, "total": "59.97"},
+        {"title": "Canvas tote", "quantity": 3, "total": "0.30"},
+    ]
+
+
+def test_shopify_contact_falls_back_to_the_customer_then_the_phone() -> None:
+    """Shopify sends "" for a missing e-mail."""
+    event = sample("shopify-orders-paid.json")
+    event.update(email="", contact_email=None)
+    event["customer"]["email"] = "ana.customer@example.com"
+    assert mapped("shopify-orders-paid.json", event).body["contacts"] == ["ana.customer@example.com"]
+    event["customer"]["email"] = None
+    assert mapped("shopify-orders-paid.json", event).body["contacts"] == ["+351912345678"]
+
+
+def test_shopify_event_type_is_the_literal_topic_whatever_the_body() -> None:
+    """The topic is in a header the mapping cannot read; the order id is the event id."""
+    event = sample("shopify-orders-paid.json")
+    event.update(id=5871203254376, customer_locale="de-DE")
+    request = mapped("shopify-orders-paid.json", event)
+    assert (request.event_type, request.event_id) == ("orders/paid", "5871203254376")
+    assert request.body["language"] == "ENG"
+
+
+# -- Typeform form_response ---------------------------------------------------------------------------
+
+
+def answer(event: dict[str, Any], ref: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(a for a in event["form_response"]["answers"] if a["field"]["ref"] == ref)
+    return found
+
+
+def test_typeform_consent_becomes_a_consent_request() -> None:
+    request = mapped("typeform-consent.json")
+    assert (request.event_type, request.event_id) == ("form_response", "01JNB3Q8Z4XK7W2M5R9T6V1Y3C")
+    assert body("typeform-consent.json") == (
+        '{"contacts":["ana.silva@example.com"],"groupIds":["grp_marketing_consent"],"securityLevel":"CONTACT",'
+        '"name":"Marketing consent for Ana Silva","language":"POR",'
+        '"internalId":"typeform:a3a12ec67a1365927098a606107fac15:marketing-consent"}'
+    )
+
+
+def test_typeform_without_consent_is_ignored() -> None:
+    """The preset's unmatched is "ignore": a response that refuses consent is no error."""
+    event = sample("typeform-form-response.json")
+    answer(event, "consent")["boolean"] = False
+    with pytest.raises(EventIgnored):
+        mapped("typeform-consent.json", event)
+
+
+def test_typeform_answers_are_found_by_ref_not_position() -> None:
+    event = sample("typeform-form-response.json")
+    event["form_response"]["answers"].reverse()
+    assert mapped("typeform-consent.json", event).body == mapped("typeform-consent.json").body
+
+
+def test_typeform_other_forms_and_missing_consent_are_ignored() -> None:
+    other_form = sample("typeform-form-response.json")
+    other_form["form_response"]["form_id"] = "Xy9AbC"
+    no_answer = sample("typeform-form-response.json")
+    no_answer["form_response"]["answers"] = [
+        a for a in no_answer["form_response"]["answers"] if a["field"]["ref"] != "consent"
+    ]
+    for event in (other_form, no_answer):
+        with pytest.raises(EventIgnored):
+            mapped("typeform-consent.json", event)
+
+
+def test_typeform_without_email_uses_the_phone_and_english() -> None:
+    event = sample("typeform-form-response.json")
+    event["form_response"]["answers"] = [a for a in event["form_response"]["answers"] if a["field"]["ref"] != "email"]
+    event["form_response"]["hidden"] = {}
+    assert body("typeform-consent.json", event) == (
+        '{"contacts":["+351912345678"],"groupIds":["grp_marketing_consent"],"securityLevel":"CONTACT",'
+        '"name":"Marketing consent for Ana Silva","language":"ENG",'
+        '"internalId":"typeform:a3a12ec67a1365927098a606107fac15:marketing-consent"}'
+    )
+
+
+# -- HR employee.hired --------------------------------------------------------------------------------
+
+
+def test_hr_hire_becomes_an_identity_check_on_the_mobile() -> None:
+    """The mobile is sent without its spaces (the body check normalises phones)."""
+    assert body("hr-employee-hired.json") == (
+        '{"contacts":["+351912345678"],"securityLevel":"HUMANOS_KYC","groupIds":["grp_employee_onboarding"],'
+        '"name":"Welcome! You start on 01/03/2026","language":"POR",'
+        '"internalId":"hr:evt_01JNB4T2R8M6K3W9Q5X1Z7V4HD:identity-check"}'
+    )
+
+
+@pytest.mark.parametrize("mobile", [None, ""])
+def test_hr_without_a_mobile_uses_the_personal_email(mobile: str | None) -> None:
+    event = sample("hr-employee-hired.json")
+    event["employee"]["mobile"] = mobile
+    assert body("hr-employee-hired.json", event) == (
+        '{"contacts":["ana.silva@example.com"],"securityLevel":"HUMANOS_KYC","groupIds":["grp_employee_onboarding"],'
+        '"name":"Welcome! You start on 01/03/2026","language":"POR",'
+        '"internalId":"hr:evt_01JNB4T2R8M6K3W9Q5X1Z7V4HD:identity-check"}'
+    )
+
+
+@pytest.mark.parametrize("locale", ["fr-FR", None, "pt_PT"])
+def test_hr_unknown_locale_gives_english(locale: str | None) -> None:
+    event = sample("hr-employee-hired.json")
+    event["employee"]["locale"] = locale
+    assert mapped("hr-employee-hired.json", event).body["language"] == "ENG"
+
+
+def test_hr_start_date_as_date_time_and_other_event_types() -> None:
+    event = sample("hr-employee-hired.json")
+    event["employee"]["startDate"] = "2026-12-31T09:00:00Z"
+    assert mapped("hr-employee-hired.json", event).body["name"] == "Welcome! You start on 31/12/2026"
+    event["type"] = "employee.updated"
+    with pytest.raises(EventIgnored):
+        mapped("hr-employee-hired.json", event)
