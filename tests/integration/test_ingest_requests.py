@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from humanos_bridge_local.sandbox import Fault
-from tests.support.apigw import apigw_event
-from tests.support.bridge import business_event, load_function
+from tests.support.apigw import CRM_SECRET, SHOP_SECRET, apigw_event
+from tests.support.bridge import ROOT, business_event, load_function
 from tests.support.ingest_env import IngestEnv, app, create_ingest
 
 SYNC = "post-request-shop-standard-webhooks"
@@ -203,3 +203,22 @@ def test_a_malformed_humanos_secret_is_503_with_a_generic_message(ingest: Ingest
         },
     )
     assert ingest.bridge.sandbox.calls == []
+
+
+def test_a_batch_that_fans_out_is_queued_with_its_request_count_and_refused_on_the_sync_route(
+    ingest: IngestEnv,
+) -> None:
+    """HubSpot posts 4 events in one array; the hubspot rule's forEach makes 3 requests. /events queues the batch
+    and says so; /requests, which answers with one request, refuses it with the route to use and sends nothing."""
+    ingest.set_sender_secrets({"crm": [CRM_SECRET], "shop-webhooks": [SHOP_SECRET], "hubspot": [CRM_SECRET]})
+    batch = json.loads((ROOT / "events" / "business" / "hubspot-contact-batch.json").read_text(encoding="utf-8"))
+    queued = ingest.invoke(apigw_event(source="hubspot", route="events", body=batch, secret=CRM_SECRET))
+    assert (queued.status, queued.body["status"], queued.body["requests"]) == (202, "accepted", 3)
+    assert len(ingest.queued()) == 1
+    refused = ingest.invoke(apigw_event(source="hubspot", route="requests", body=batch, secret=CRM_SECRET))
+    assert refused.status == 422
+    assert refused.body["error"]["message"] == (
+        "this event makes 3 requests (rule marketing-consent-sms has forEach) and this route answers with one; "
+        "POST it to /events/hubspot, which queues it and makes them all"
+    )
+    assert creations(ingest) == []

@@ -23,7 +23,7 @@ def event_path(name: str) -> str:
 @pytest.mark.parametrize(
     ("file", "summary"),
     [
-        (BRIDGE, "3 source(s) (crm, shop, hr), 4 rule(s), API version 2026-05-17"),
+        (BRIDGE, "4 source(s) (crm, shop, hubspot, hr), 5 rule(s), API version 2026-05-17"),
         (USERS, "1 source(s) (crm), 1 rule(s), API version 2026-09-01"),
     ],
 )

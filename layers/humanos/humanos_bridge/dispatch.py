@@ -327,7 +327,9 @@ class Dispatcher:
         if len(outcome.request_ids) == 1:
             fields["requestId"] = outcome.request_ids[0]
         elif outcome.request_ids:
-            fields.update(requestIds=outcome.request_ids, requests=len(outcome.request_ids), created=outcome.created)
+            fields.update(
+                requestIds=outcome.request_ids, requests=len(outcome.request_ids), requestsCreated=outcome.created
+            )
         if outcome.humanos_seconds is not None:
             fields["humanosMs"] = round(outcome.humanos_seconds * 1000, 1)
         if outcome.failure is not None:

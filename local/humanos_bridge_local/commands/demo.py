@@ -72,6 +72,11 @@ class Step:
         return str(self.answer.get("status", "-"))
 
     @property
+    def requests_created(self) -> int:
+        """Humanos requests this step's event created: one, or one per item of a forEach rule."""
+        return int(self.answer.get("requests", 1)) if self.dispatch in ("created", "recovered") else 0
+
+    @property
     def problems(self) -> list[str]:
         found = []
         if self.http != self.expect.get("http"):
@@ -79,6 +84,8 @@ class Step:
         wanted = self.expect.get("status") or self.expect.get("code")
         if wanted and self.answer_word != wanted:
             found.append(f"answer {self.answer_word}, expected {wanted}")
+        if "requests" in self.expect and self.answer.get("requests", 1) != self.expect["requests"]:
+            found.append(f"{self.answer.get('requests', 1)} request(s) to make, expected {self.expect['requests']}")
         if self.dispatch != self.expect.get("dispatch"):
             found.append(
                 f"dispatcher {self.dispatch or 'nothing'}, expected {self.expect.get('dispatch') or 'nothing'}"
@@ -131,6 +138,11 @@ def run(args: argparse.Namespace) -> int:
         created = len(stack.sandbox.created)
     print_summary(steps, depths, created, drained)
     failed = [step for step in steps if step.problems]
+    expected_created = sum(step.requests_created for step in steps)
+    if created != expected_created:
+        # Exactly once, checked where it matters: what Humanos stored, not what the functions logged.
+        say(f"\nFAILED: the Humanos sandbox stored {created} requests; the events made {expected_created}")
+        return 1
     if not drained:
         say(f"\nFAILED: the request queue did not drain within {args.timeout:g} s")
         return 1
@@ -192,9 +204,9 @@ def print_summary(steps: list[Step], depths: dict[str, int], created: int, drain
     say("")
     say(f"  accepted      {accepted}")
     say(f"  ignored       {ignored}")
-    say(
-        f"  created       {count['created'] + count['recovered']}   (requests stored by the Humanos sandbox: {created})"
-    )
+    made = sum(step.requests_created for step in steps)
+    events = count["created"] + count["recovered"]
+    say(f"  created       {made} requests from {events} events   (requests stored by the Humanos sandbox: {created})")
     say(f"  duplicates    {count['duplicate']}")
     rejected = [s for s in steps if s.http is not None and s.http >= 400]
     say(f"  rejected      {len(rejected)}")
