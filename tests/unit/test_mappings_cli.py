@@ -197,8 +197,8 @@ def test_preview_ignored_event_says_so(capsys: pytest.CaptureFixture[str]) -> No
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ([], "the file has 3 sources (crm, shop, hr); pass --source NAME"),
-        (["--source", "billing"], "--source billing: not in the file; its sources are crm, shop, hr"),
+        ([], "the file has 4 sources (crm, shop, hubspot, hr); pass --source NAME"),
+        (["--source", "billing"], "--source billing: not in the file; its sources are crm, shop, hubspot, hr"),
     ],
 )
 def test_preview_source_must_be_known(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
