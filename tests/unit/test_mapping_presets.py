@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from humanos_bridge import wire
-from humanos_bridge.errors import EventIgnored
+from humanos_bridge.errors import EventIgnored, MappingError
 from humanos_bridge.mapping import MappedRequest, MappingConfig, load_mapping
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,9 +39,21 @@ def sample(name: str) -> dict[str, Any]:
     return event
 
 
-def mapped(preset_name: str, event: dict[str, Any] | None = None) -> MappedRequest:
+#: The request headers each provider sends with its sample (lower-case names, as the ingest route keeps them).
+HEADERS = {
+    "shopify-orders-paid.json": {
+        "x-shopify-topic": "orders/paid",
+        "x-shopify-webhook-id": "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
+    },
+}
+
+
+def mapped(
+    preset_name: str, event: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> MappedRequest:
     source, sample_name = CASES[preset_name]
-    return preset(preset_name).map_event(source, sample(sample_name) if event is None else event)
+    given = HEADERS.get(preset_name, {}) if headers is None else headers
+    return preset(preset_name).map_event(source, sample(sample_name) if event is None else event, given)
 
 
 def body(preset_name: str, event: dict[str, Any] | None = None) -> str:
@@ -71,6 +83,7 @@ def test_the_readme_lists_each_preset_with_its_preview_command(preset_name: str)
     command = (
         f"humanos-bridge mappings preview mappings/presets/{preset_name} "
         f"events/business/presets/{sample_name} --source {source}"
+        + "".join(f" --header '{name}: {value}'" for name, value in HEADERS.get(preset_name, {}).items())
     )
     assert command in readme
 
@@ -174,6 +187,14 @@ def test_shopify_paid_order_becomes_a_purchase_agreement_with_its_lines() -> Non
         '"securityLevel":"CONTACT","name":"Purchase agreement for order #1042","language":"POR",'
         '"internalId":"shopify:5871203254375:purchase-agreement"}'
     )
+
+
+def test_shopify_topic_comes_from_its_header_and_other_topics_are_ignored() -> None:
+    refunded = {**HEADERS["shopify-orders-paid.json"], "x-shopify-topic": "refunds/create"}
+    with pytest.raises(EventIgnored, match="ignores event type 'refunds/create'"):
+        mapped("shopify-orders-paid.json", headers=refunded)
+    with pytest.raises(MappingError, match=r"event type: `header\('X-Shopify-Topic'\)` found nothing"):
+        mapped("shopify-orders-paid.json", headers={})  # put on the queue directly: no headers
 
 
 def test_shopify_line_totals_are_decimal() -> None:

@@ -41,7 +41,7 @@ from humanos_bridge.logs import bridge_logger
 from humanos_bridge.mapping import MappedRequest, MappingConfig
 from humanos_bridge.masking import safe_id
 from humanos_bridge.outcomes import Failure, classify_failure
-from humanos_bridge.queue_messages import ATTR_SOURCE, QueuedEvent, parse_batch
+from humanos_bridge.queue_messages import ATTR_SOURCE, QueuedEvent, parse_batch, unwrap_event
 from humanos_bridge.settings import MAX_BATCH_SIZE
 
 #: SQS refuses visibility timeouts above 12 hours.
@@ -193,17 +193,27 @@ class Dispatcher:
                     "message has no 'source' attribute and DEFAULT_SOURCE is not set; "
                     "send the source as a message attribute or configure DEFAULT_SOURCE"
                 )
-            body = wire.loads(message.body)
-            outcome.event_type, outcome.event_id = self._identity(outcome.source, body)
-            outcome.requests = self.mapping.map_requests(outcome.source, body)
+            body, headers = self._event(outcome.source, message.body)
+            outcome.event_type, outcome.event_id = self._identity(outcome.source, body, headers)
+            outcome.requests = self.mapping.map_requests(outcome.source, body, headers)
         except EventIgnored:
             outcome.kind = IGNORED
         except Exception as exc:  # classified: permanent ones are parked, the rest retried
             self._fail(outcome, exc)
 
-    def _identity(self, source: str, body: Any) -> tuple[str | None, str | None]:
+    def _event(self, source: str, text: str) -> tuple[Any, dict[str, str]]:
+        """The event and the request headers queued with it (a source that keeps headers is enveloped)."""
+        body = wire.loads(text)
+        if not self.mapping.source(source).headers:
+            return body, {}
+        envelope = unwrap_event(body)
+        if envelope is None:  # sent to the queue directly: no request, so no headers
+            return body, {}
+        return wire.loads(envelope[0]), envelope[1]
+
+    def _identity(self, source: str, body: Any, headers: dict[str, str]) -> tuple[str | None, str | None]:
         try:
-            return self.mapping.event_identity(source, body)
+            return self.mapping.event_identity(source, body, headers)
         except MappingError:
             return None, None  # map_event will raise the precise error
 

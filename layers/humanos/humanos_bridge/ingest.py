@@ -53,7 +53,7 @@ from humanos_bridge.http_request import (
     check_size,
     parse_json,
 )
-from humanos_bridge.mapping import MappedRequest, MappingConfig
+from humanos_bridge.mapping import MappedRequest, MappingConfig, SourceConfig
 from humanos_bridge.masking import mask_text, safe_id
 from humanos_bridge.outcomes import HttpOutcome, http_outcome
 from humanos_bridge.queue_messages import (
@@ -62,6 +62,7 @@ from humanos_bridge.queue_messages import (
     ATTR_SOURCE,
     ATTR_TRACE_ID,
     string_attributes,
+    wrap_event,
 )
 from humanos_bridge.replays import EVENTS, REQUESTS, Claim, ReplayGuard
 from humanos_bridge.sender_auth import DEFAULT_TOLERANCE_SECONDS, SenderVerifier, verifier_for
@@ -236,10 +237,11 @@ class IngestService:
         self._authenticate(source, request, trail)
         check_json_media_type(request.headers)
         event = parse_json(request.body, max_depth=self.max_depth)
+        headers = kept_headers(self.mapping.source(source), request)
         try:
-            requests = self.mapping.map_requests(source, event)
+            requests = self.mapping.map_requests(source, event, headers)
         except EventIgnored:
-            trail.event_type, trail.event_id = self._identity(source, event)
+            trail.event_type, trail.event_id = self._identity(source, event, headers)
             self._correlate(trail.event_id)
             return None
         trail.event_type, trail.event_id = requests[0].event_type, requests[0].event_id
@@ -269,9 +271,9 @@ class IngestService:
             found = self._verifiers[(scheme, secrets)] = verifier_for(scheme, secrets, tolerance=self.tolerance)
         return found
 
-    def _identity(self, source: str, event: Any) -> tuple[str | None, str | None]:
+    def _identity(self, source: str, event: Any, headers: dict[str, str]) -> tuple[str | None, str | None]:
         try:
-            return self.mapping.event_identity(source, event)
+            return self.mapping.event_identity(source, event, headers)
         except MappingError:
             return None, None  # an ignored event without an id is still ignored
 
@@ -289,7 +291,9 @@ class IngestService:
                 ATTR_TRACE_ID: request.trace_id[:256],
             }
         )
-        size = len(request.body) + sum(
+        config = self.mapping.source(source)
+        body = wrap_event(request.body, kept_headers(config, request)) if config.headers else request.body.decode()
+        size = len(body.encode()) + sum(
             len(name.encode()) + len(value["DataType"]) + len(value["StringValue"].encode())
             for name, value in attributes.items()
         )
@@ -299,9 +303,7 @@ class IngestService:
                 f"{MAX_MESSAGE_BYTES} bytes",
                 details={"limit": MAX_MESSAGE_BYTES},
             )
-        self.sqs.send_message(
-            QueueUrl=self.queue_url, MessageBody=request.body.decode("utf-8"), MessageAttributes=attributes
-        )
+        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body, MessageAttributes=attributes)
 
     def _ignored(self, trail: _Trail) -> Reply:
         trail.outcome = IGNORED
@@ -396,3 +398,8 @@ def _calls_end_by(context: LambdaContext | None) -> float | None:
     if context is None:
         return None
     return time.time() + context.get_remaining_time_in_millis() / 1000 - ANSWER_RESERVE_SECONDS
+
+
+def kept_headers(config: SourceConfig, request: InboundRequest) -> dict[str, str]:
+    """The request headers the source keeps for its mapping (``headers`` in the file), by lower-case name."""
+    return {name: request.headers[name] for name in config.headers if name in request.headers}

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from humanos_bridge import wire
 from humanos_bridge.errors import BridgeError
 
 # Attributes of an enqueued business event.
@@ -102,6 +103,38 @@ def _parse_record(index: int, record: dict[str, Any]) -> QueuedEvent:
         raise NotAnSqsBatch(
             f"Records[{index}] is malformed ({type(exc).__name__}): expected the shape Lambda delivers SQS records in"
         ) from exc
+
+
+#: Marks a queued event that carries request headers: ``{"humanosBridgeEnvelope": 1, "headers": {...},
+#: "body": "<the webhook's exact body>"}``. Message attributes cannot carry them: a parked message already
+#: uses all ten SQS allows. Only sources that keep headers (``headers`` in the mapping) are queued this way.
+ENVELOPE = "humanosBridgeEnvelope"
+
+
+class MalformedEnvelope(BridgeError):
+    """A queued event of a header-keeping source has a broken envelope."""
+
+    code = "malformed_envelope"
+
+
+def wrap_event(body: bytes, headers: Mapping[str, str]) -> str:
+    """The queue message body for an event of a source that keeps ``headers`` (lower-case names)."""
+    return wire.dumps({ENVELOPE: 1, "headers": dict(headers), "body": body.decode("utf-8")})
+
+
+def unwrap_event(message: Any) -> tuple[str, dict[str, str]] | None:
+    """``(the event's body, its headers)`` when ``message`` (a parsed queue message body) is an envelope.
+
+    None for a plain event: one sent to the queue directly, not through the ingest route, has no headers.
+    """
+    if not isinstance(message, dict) or ENVELOPE not in message:
+        return None
+    body, headers = message.get("body"), message.get("headers")
+    if message[ENVELOPE] != 1 or not isinstance(body, str) or not isinstance(headers, dict):
+        raise MalformedEnvelope(f"the message's {ENVELOPE} is not version 1 with a body string and a headers object")
+    if not all(isinstance(name, str) and isinstance(value, str) for name, value in headers.items()):
+        raise MalformedEnvelope(f"the message's {ENVELOPE} headers must be strings")
+    return body, {name.lower(): value for name, value in headers.items()}
 
 
 def is_fifo(queue: str) -> bool:

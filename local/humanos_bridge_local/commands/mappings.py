@@ -34,6 +34,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     preview.add_argument("--source", help="source the event comes from (needed when the file has several)")
     preview.add_argument("--mask", action="store_true", help="mask contacts in the printed body")
     preview.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="a request header the event came with, for header() (repeat it; only the source's headers are kept)",
+    )
+    preview.add_argument(
         "--explain",
         action="store_true",
         help="also show, rule by rule, each `when`, the rule chosen and what every expression found",
@@ -104,8 +111,11 @@ def run_preview(args: argparse.Namespace) -> int:
         return _fail(f"cannot read {args.event} ({exc.strerror})")
     except SerialisationError as exc:
         return _fail(f"{args.event}: {exc.message}")
+    headers = _headers(args.header, cfg.source(source).headers)
+    if headers is None:
+        return 1
     try:
-        requests = cfg.map_requests(source, event)
+        requests = cfg.map_requests(source, event, headers)
     except EventIgnored as exc:
         print(f"ignored: {exc.message}")
         return _explained(args, cfg, source, event, 0)
@@ -139,14 +149,17 @@ def _print_request(request: MappedRequest, api_version: str, *, mask: bool) -> N
 def _explained(args: argparse.Namespace, cfg: MappingConfig, source: str, event: Any, code: int) -> int:
     """Print the explanation when --explain asks for it; ``code`` is the exit code either way."""
     if args.explain:
-        print("\n".join(explain_lines(cfg, source, event, mask=args.mask)))
+        headers = _headers(args.header, cfg.source(source).headers) or {}
+        print("\n".join(explain_lines(cfg, source, event, mask=args.mask, headers=headers)))
     return code
 
 
-def explain_lines(cfg: MappingConfig, source: str, event: Any, *, mask: bool) -> list[str]:
+def explain_lines(
+    cfg: MappingConfig, source: str, event: Any, *, mask: bool, headers: dict[str, str] | None = None
+) -> list[str]:
     """``preview --explain``: one line per rule (its `when` and whether it is chosen), one per expression."""
     try:
-        explained = explain_event(cfg, source, event)
+        explained = explain_event(cfg, source, event, headers)
     except MappingError as exc:
         return [f"explain: {exc.message}"]
     rules = explained.rules
@@ -196,6 +209,19 @@ def _shown(value: Any, mask: bool) -> str:
     except SerialisationError:  # what JSON.stringify cannot write exactly (an integer beyond 2**53)
         text = json.dumps(value, separators=(",", ":"))
     return mask_text(text) if mask else text
+
+
+def _headers(given: list[str], kept: tuple[str, ...]) -> dict[str, str] | None:
+    """``--header 'Name: value'`` options as the ingest route keeps them: the source's headers, lower-case names."""
+    headers: dict[str, str] = {}
+    for text in given:
+        name, colon, value = text.partition(":")
+        if not colon or not name.strip():
+            _fail(f"--header {text!r}: write it as 'Name: value'")
+            return None
+        if name.strip().lower() in kept:
+            headers[name.strip().lower()] = value.strip()
+    return headers
 
 
 def _pick_source(cfg: MappingConfig, given: str | None) -> str | None:

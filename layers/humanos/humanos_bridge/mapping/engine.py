@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,18 +54,18 @@ class MappingConfig:
             )
         return found
 
-    def event_identity(self, source: str, event: Any) -> tuple[str, str]:
+    def event_identity(self, source: str, event: Any, headers: Mapping[str, str] | None = None) -> tuple[str, str]:
         """``(event_type, event_id)`` of ``event`` without mapping it (for logs and attributes)."""
         config = self.source(source)
-        with evaluating(event):
+        with evaluating(event, headers):
             return event_type_of(config, event), event_id_of(config, event)
 
-    def map_event(self, source: str, event: Any) -> MappedRequest:
+    def map_event(self, source: str, event: Any, headers: Mapping[str, str] | None = None) -> MappedRequest:
         """The one request ``event`` from ``source`` becomes (for rules without ``forEach``).
 
         Raises as :meth:`map_requests` does, and MappingError when the event makes several requests.
         """
-        requests = self.map_requests(source, event)
+        requests = self.map_requests(source, event, headers)
         if len(requests) != 1:
             raise MappingError(
                 f"rule {requests[0].rule} fans out to {len(requests)} requests; map the event with map_requests",
@@ -72,10 +73,13 @@ class MappingConfig:
             )
         return requests[0]
 
-    def map_requests(self, source: str, event: Any) -> tuple[MappedRequest, ...]:
+    def map_requests(
+        self, source: str, event: Any, headers: Mapping[str, str] | None = None
+    ) -> tuple[MappedRequest, ...]:
         """Every request ``event`` from ``source`` becomes: one, or one per item of a ``forEach`` rule.
 
-        Every body is built and checked before any is returned, so one bad item stops the whole event
+        ``headers``: the request headers the source keeps (``kept_headers``), for ``header()``. Every body is
+        built and checked before any is returned, so one bad item stops the whole event
         before anything is sent: no partial side effect.
 
         Raises
@@ -89,7 +93,7 @@ class MappingConfig:
             Anything else that stops the event becoming valid bodies (InvalidBodyError for a body itself).
         """
         config = self.source(source)
-        with evaluating(event):
+        with evaluating(event, headers):
             event_type = event_type_of(config, event)
             rules = config.rules.get(event_type)
             if rules is None:

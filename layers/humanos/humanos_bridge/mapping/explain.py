@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,14 +69,16 @@ class EventExplanation:
     rules: tuple[RuleExplanation, ...]
 
 
-def explain_event(cfg: MappingConfig, source: str, event: Any) -> EventExplanation:
+def explain_event(
+    cfg: MappingConfig, source: str, event: Any, headers: Mapping[str, str] | None = None
+) -> EventExplanation:
     """Explain, rule by rule, how ``event`` from ``source`` maps.
 
     Raises UnknownSourceError and MappingError (no event type) as ``map_event`` does; an expression that
     fails is reported in its :class:`Evaluation`, not raised.
     """
     config = cfg.source(source)
-    with evaluating(event):  # root() is the event, as when the engine maps it
+    with evaluating(event, headers):  # root() and header() answer as when the engine maps the event
         return _explain(config, event)
 
 

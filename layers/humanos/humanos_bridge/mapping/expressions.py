@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import difflib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -55,18 +55,33 @@ class FunctionFailed(Exception):
         self.message = message
 
 
-#: The event being mapped, for ``root()``: JMESPath functions see only their arguments.
-_EVENT: contextvars.ContextVar[tuple[Any] | None] = contextvars.ContextVar("mapped_event", default=None)
+@dataclass(frozen=True)
+class _Mapped:
+    event: Any
+    #: The request headers the source keeps, by lower-case name.
+    headers: Mapping[str, str]
+
+
+#: The event being mapped, for ``root()`` and ``header()``: JMESPath functions see only their arguments.
+_MAPPED: contextvars.ContextVar[_Mapped | None] = contextvars.ContextVar("mapped_event", default=None)
 
 
 @contextlib.contextmanager
-def evaluating(event: Any) -> Iterator[None]:
-    """Expressions evaluated inside see ``event`` as ``root()`` (one context per thread: safe in a batch)."""
-    token = _EVENT.set((event,))
+def evaluating(event: Any, headers: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Expressions evaluated inside see ``event`` as ``root()`` and ``headers`` (lower-case names) through
+    ``header()``; one context per thread, so the records of a batch mapped side by side never mix."""
+    token = _MAPPED.set(_Mapped(event, headers or {}))
     try:
         yield
     finally:
-        _EVENT.reset(token)
+        _MAPPED.reset(token)
+
+
+def _mapped() -> _Mapped:
+    held = _MAPPED.get()
+    if held is None:  # a bug: the engine always evaluates inside evaluating()
+        raise FunctionFailed("root() and header() are only available while the engine maps an event")
+    return held
 
 
 def _decimal(value: int | float) -> Decimal:
@@ -257,10 +272,12 @@ class BridgeFunctions(jp_functions.Functions):  # type: ignore[misc]  # jmespath
     @jp_functions.signature()  # type: ignore[untyped-decorator]
     def _func_root(self) -> Any:
         """``root()``: the whole event, also inside a filter or projection, where ``@`` is the current item."""
-        held = _EVENT.get()
-        if held is None:  # a bug: the engine always evaluates inside evaluating()
-            raise FunctionFailed("root() is only available while the engine maps an event")
-        return held[0]
+        return _mapped().event
+
+    @jp_functions.signature({"types": ["string"]})  # type: ignore[untyped-decorator]
+    def _func_header(self, name: str) -> str | None:
+        """``header('X-Shopify-Topic')``: a request header the source keeps (its ``headers``), or null."""
+        return _mapped().headers.get(name.lower())
 
 
 def _width(width: Any) -> int:
@@ -339,6 +356,22 @@ class Expression:
         if result is None or result is False:
             return False
         return not (isinstance(result, (str, list, dict)) and len(result) == 0)
+
+
+def header_names(expression: Expression) -> list[str | None]:
+    """The names ``header()`` is called with in ``expression``; None for a name that is not a literal."""
+    found: list[str | None] = []
+    stack = [expression.parsed.parsed]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        if node.get("type") == "function_expression" and node.get("value") == "header":
+            (argument,) = node["children"] or [None]
+            literal = argument.get("value") if isinstance(argument, dict) and argument["type"] == "literal" else None
+            found.append(literal if isinstance(literal, str) else None)
+        stack.extend(node.get("children", ()))
+    return found
 
 
 def compile_expression(text: str) -> Expression:

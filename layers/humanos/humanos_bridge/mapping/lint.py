@@ -13,8 +13,6 @@ from jmespath.lexer import Lexer
 
 from humanos_bridge.mapping.engine import MappingConfig
 from humanos_bridge.mapping.expressions import Expression
-from humanos_bridge.mapping.model import RuleConfig
-from humanos_bridge.mapping.templates import Arr, Expr, Node, Obj
 
 _COMPARATORS = ("eq", "ne", "lt", "lte", "gt", "gte")
 
@@ -25,7 +23,7 @@ def warnings(config: MappingConfig) -> list[str]:
     for name in config.sources:
         for rules in config.source(name).rules.values():
             for rule in rules:
-                for where, expression, is_field in _expressions(rule):
+                for where, expression, is_field in rule.expressions():
                     found.extend(f"{where}: `{expression.text}`: {trap}" for trap in traps(expression, is_field))
     return found
 
@@ -58,25 +56,6 @@ _LOGIC_FIELD_TRAP = (
     "with a rule's `when`, or use `a || b` for a fallback"
 )
 _NULL_ITEMS_TRAP = "a list built with [a, b] keeps its null items, and they stay in the body; wrap it: compact([a, b])"
-
-
-def _expressions(rule: RuleConfig) -> Iterator[tuple[str, Expression, bool]]:
-    if rule.when is not None:
-        yield f"{rule.path}.when", rule.when, False
-    for node in (rule.request, rule.internal_id, rule.idempotency_key):
-        if node is not None:
-            yield from _template_expressions(node)
-
-
-def _template_expressions(node: Node) -> Iterator[tuple[str, Expression, bool]]:
-    if isinstance(node, Expr):
-        yield node.where, node.expression, True
-    elif isinstance(node, Obj):
-        for _, child in node.items:
-            yield from _template_expressions(child)
-    elif isinstance(node, Arr):
-        for child in node.items:
-            yield from _template_expressions(child)
 
 
 def _nodes(node: Any) -> Iterator[dict[str, Any]]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from humanos_bridge.mapping.expressions import Expression
-from humanos_bridge.mapping.templates import Node, Obj
+from humanos_bridge.mapping.templates import Arr, Expr, Node, Obj
 
 #: Sender verification schemes the ingest function knows.
 AUTH_SCHEMES: tuple[str, ...] = ("humanos-hmac", "standard-webhooks")
@@ -47,6 +48,28 @@ class RuleConfig:
     #: The file says the contacts this rule collects from an array belong in one request (co-signers).
     contacts_in_one_request: bool = False
 
+    def expressions(self) -> Iterator[tuple[str, Expression, bool]]:
+        """Every expression of the rule: where it sits in the file, the expression, and whether it fills a
+        body value (the template, internalId, idempotencyKey) rather than choosing (``when``, ``forEach``)."""
+        if self.when is not None:
+            yield f"{self.path}.when", self.when, False
+        if self.for_each is not None:
+            yield f"{self.path}.forEach", self.for_each, False
+        for node in (self.request, self.internal_id, self.idempotency_key):
+            if node is not None:
+                yield from ((e.where, e.expression, True) for e in _template_expressions(node))
+
+
+def _template_expressions(node: Node) -> Iterator[Expr]:
+    if isinstance(node, Expr):
+        yield node
+    elif isinstance(node, Obj):
+        for _, child in node.items:
+            yield from _template_expressions(child)
+    elif isinstance(node, Arr):
+        for child in node.items:
+            yield from _template_expressions(child)
+
 
 @dataclass(frozen=True)
 class SourceConfig:
@@ -59,6 +82,8 @@ class SourceConfig:
     unmatched: str
     auth: AuthConfig | None
     rules: dict[str, tuple[RuleConfig, ...]]
+    #: Request headers kept with each event for ``header()``, lower-case (HTTP names are case-insensitive).
+    headers: tuple[str, ...] = ()
 
     @property
     def rule_count(self) -> int:

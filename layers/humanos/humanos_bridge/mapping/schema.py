@@ -27,7 +27,7 @@ from humanos_bridge.body_validation import (
 )
 from humanos_bridge.errors import ConfigError
 from humanos_bridge.mapping.engine import MappingConfig
-from humanos_bridge.mapping.expressions import Expression, ExpressionSyntaxError, compile_expression
+from humanos_bridge.mapping.expressions import Expression, ExpressionSyntaxError, compile_expression, header_names
 from humanos_bridge.mapping.fan_out import contacts_from_arrays
 from humanos_bridge.mapping.model import (
     AUTH_SCHEMES,
@@ -52,7 +52,22 @@ from humanos_bridge.mapping.templates import (
 #: Mapping file format versions this code reads.
 FILE_VERSIONS: tuple[int, ...] = (1,)
 TOP_KEYS: tuple[str, ...] = ("version", "apiVersion", "sources", "description")
-SOURCE_KEYS: tuple[str, ...] = ("eventType", "eventId", "eventIdDefault", "unmatched", "auth", "rules", "description")
+SOURCE_KEYS: tuple[str, ...] = (
+    "eventType",
+    "eventId",
+    "eventIdDefault",
+    "unmatched",
+    "auth",
+    "headers",
+    "rules",
+    "description",
+)
+#: At most this many request headers are kept with an event (they travel in its queue message).
+MAX_HEADERS = 10
+#: An HTTP header name (RFC 9110 token).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+#: Parts of header names that carry credentials: never kept, so never in a queue message or a mapping.
+_SECRET_HEADER_PARTS = ("authorization", "cookie", "signature", "hmac", "secret", "token", "api-key", "apikey")
 AUTH_KEYS: tuple[str, ...] = ("scheme", "secretKey")
 RULE_KEYS: tuple[str, ...] = (
     "name",
@@ -271,9 +286,14 @@ def _source(name: str, raw: Any, api_version: str | None, problems: _Problems) -
         )
     unmatched = _choice(raw, "unmatched", UNMATCHED_CHOICES, "reject", path, problems)
     auth = _auth(raw.get("auth"), name, child_path(path, "auth"), problems)
+    headers = _headers(raw.get("headers", []), child_path(path, "headers"), problems)
     rules = _rules(raw.get("rules"), child_path(path, "rules"), api_version, problems)
     if event_type is None:
         return None
+    identity = [(child_path(path, "eventType"), event_type), (child_path(path, "eventId"), event_id)]
+    used = [(where, e) for where, e in identity if e is not None]
+    used += [(where, e) for group in rules.values() for rule in group for where, e, _ in rule.expressions()]
+    _check_header_calls(used, headers, path, problems)
     return SourceConfig(
         name=name,
         event_type=event_type,
@@ -282,7 +302,50 @@ def _source(name: str, raw: Any, api_version: str | None, problems: _Problems) -
         unmatched=str(unmatched),
         auth=auth,
         rules=rules,
+        headers=headers,
     )
+
+
+def _headers(raw: Any, path: str, problems: _Problems) -> tuple[str, ...]:
+    """The request headers kept with each event: names only, never one that carries a credential."""
+    if not isinstance(raw, list) or not all(isinstance(name, str) for name in raw):
+        problems.add(path, 'must be a list of header names, e.g. ["X-Shopify-Topic", "X-Shopify-Webhook-Id"]')
+        return ()
+    if len(raw) > MAX_HEADERS:
+        problems.add(path, f"at most {MAX_HEADERS} headers are kept with an event; keep the ones the rules read")
+    kept: list[str] = []
+    for index, name in enumerate(raw):
+        where = f"{path}[{index}]"
+        lowered = name.lower()
+        if not _HEADER_NAME.fullmatch(name):
+            problems.add(where, "not an HTTP header name (letters, digits and -, up to 64 characters)")
+        elif any(part in lowered for part in _SECRET_HEADER_PARTS):
+            problems.add(
+                where,
+                f"{name} looks like a credential, and kept headers travel in the queue message; the sender's "
+                "signature is checked by auth, so leave it out",
+            )
+        elif lowered in kept:
+            problems.add(where, f"{name} is listed twice (header names are case-insensitive)")
+        else:
+            kept.append(lowered)
+    return tuple(kept)
+
+
+def _check_header_calls(
+    used: list[tuple[str, Expression]], headers: tuple[str, ...], path: str, problems: _Problems
+) -> None:
+    """Every ``header('Name')`` names a header the source keeps: anything else would read null forever."""
+    for where, expression in used:
+        for name in header_names(expression):
+            if name is None:
+                problems.add(where, "header() takes the header's name as a literal string: header('X-Shopify-Topic')")
+            elif name.lower() not in headers:
+                problems.add(
+                    where,
+                    f"header('{name}') reads a header the source does not keep; add \"{name}\" to "
+                    f"{child_path(path, 'headers')}",
+                )
 
 
 def _expression_field(

@@ -1,0 +1,82 @@
+"""Headers a source keeps travel with its event from the webhook to the mapping, and nothing else does.
+
+Real parts: the ingest and dispatcher functions as Lambda imports them, moto (SQS, DynamoDB, Secrets Manager)
+and the Humanos sandbox over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.apigw import CRM_SECRET, apigw_event
+from tests.support.ingest_env import IngestEnv, create_ingest, dispatching, ingest_mapping
+
+ORDER = {"id": 5871203254375, "name": "#1042", "email": "ana.silva@example.com"}
+HEADERS = {"X-Shopify-Topic": "orders/paid", "X-Shopify-Webhook-Id": "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"}
+
+
+@pytest.fixture
+def ingest(moto: Any, sandbox: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[IngestEnv]:
+    env = create_ingest(moto, sandbox, monkeypatch, tmp_path)
+    mapping = ingest_mapping()
+    mapping["sources"]["shopify"] = {
+        "headers": ["X-Shopify-Topic", "X-Shopify-Webhook-Id"],
+        "eventType": "header('X-Shopify-Topic')",
+        "eventId": "to_string(id)",
+        "unmatched": "ignore",
+        "auth": {"scheme": "humanos-hmac", "secretKey": "crm"},
+        "rules": {
+            "orders/paid": [
+                {
+                    "name": "agreement",
+                    "request": {
+                        "contacts": "=as_list(email)",
+                        "groupIds": ["grp_orders"],
+                        "name": "=concat('Order ', name, ' (delivery ', header('X-Shopify-Webhook-Id'), ')')",
+                    },
+                }
+            ]
+        },
+    }
+    env.bridge.with_mapping(monkeypatch, mapping, tmp_path)
+    yield env
+
+
+def post(body: Any, headers: dict[str, str | None]) -> dict[str, Any]:
+    return apigw_event(source="shopify", route="events", body=body, secret=CRM_SECRET, headers=headers)
+
+
+def test_the_kept_headers_reach_the_mapping_and_the_signature_never_reaches_the_queue(ingest: IngestEnv) -> None:
+    answer = ingest.invoke(post(ORDER, {**HEADERS, "X-Forwarded-For": "203.0.113.9"}))
+    assert (answer.status, answer.body["status"]) == (202, "accepted")
+    [queued] = ingest.bridge.sqs.receive_message(QueueUrl=ingest.bridge.queue_url, VisibilityTimeout=0)["Messages"]
+    envelope = json.loads(queued["Body"])
+    assert envelope["headers"] == {
+        "x-shopify-topic": "orders/paid",
+        "x-shopify-webhook-id": "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
+    }
+    assert json.loads(envelope["body"]) == ORDER  # the webhook's exact body, as text
+    with dispatching(ingest) as dispatcher:
+        assert ingest.bridge.deliver(dispatcher.lambda_handler).failed_ids == []
+    [created] = ingest.bridge.creations()
+    assert json.loads(created.body)["name"] == "Order #1042 (delivery b54557e4-bdd9-4b37-8a5f-bf7d70bcd043)"
+
+
+def test_another_topic_is_ignored_at_the_door(ingest: IngestEnv) -> None:
+    answer = ingest.invoke(post(ORDER, {**HEADERS, "X-Shopify-Topic": "refunds/create"}))
+    assert (answer.status, answer.body["status"]) == (202, "ignored")
+    assert ingest.queued() == []
+
+
+def test_a_sender_cannot_smuggle_headers_in_its_body(ingest: IngestEnv) -> None:
+    """A body shaped like an envelope is the sender's event, wrapped like any other: its 'headers' mean nothing."""
+    forged = {"humanosBridgeEnvelope": 1, "headers": {"x-shopify-topic": "orders/paid"}, "body": json.dumps(ORDER)}
+    answer = ingest.invoke(post(forged, {"X-Shopify-Topic": None, "X-Shopify-Webhook-Id": None}))
+    assert answer.status == 422
+    assert answer.body["error"]["message"].startswith("event type: `header('X-Shopify-Topic')` found nothing")
+    assert ingest.queued() == []
