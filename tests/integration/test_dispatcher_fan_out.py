@@ -21,7 +21,7 @@ from tests.support.bridge import ROOT, BridgeEnv, dispatcher_bridge, load_functi
 
 app = load_function("dispatcher")
 BATCH = json.loads((ROOT / "events" / "business" / "hubspot-contact-batch.json").read_text(encoding="utf-8"))
-#: The batch's new contacts (subscriptionType contact.creation), by HubSpot's eventId.
+#: The batch's phone changes (contact.propertyChange of phone), by HubSpot's eventId.
 NEW_CONTACTS = ("hubspot:1001", "hubspot:1002", "hubspot:1004")
 
 
@@ -46,7 +46,7 @@ def test_a_batch_becomes_one_request_per_new_contact_and_a_redelivered_batch_non
     assert created_internal_ids(bridge) == Counter(NEW_CONTACTS)
     bodies = {json.loads(c.body)["internalId"]: json.loads(c.body) for c in bridge.creations()}
     assert bodies["hubspot:1002"]["contacts"] == ["+351912000102"]  # each item's own contact, alone
-    assert bodies["hubspot:1002"]["name"] == "Marketing consent for Tiago"
+    assert bodies["hubspot:1002"]["name"] == "Marketing consent for HubSpot contact 5102"
     logged = [r for r in caplog.records if getattr(r, "requests", None) == 3]
     assert [r.getMessage() for r in logged] == ["event created", "event duplicate", "event duplicate"]
     assert [getattr(r, "requestsCreated", None) for r in logged] == [3, 0, 0]
@@ -68,7 +68,7 @@ def test_a_failure_part_way_retries_the_event_and_creates_only_what_is_missing(b
 
 def test_a_bad_item_parks_the_whole_event_before_anything_is_sent(bridge: BridgeEnv) -> None:
     broken = json.loads(json.dumps(BATCH))
-    broken[3]["properties"]["phone"] = "912 000 103"  # no country code: not a valid contact
+    broken[3]["propertyValue"] = "912 000 103"  # no country code: not a valid contact
     bridge.enqueue(broken, source="hubspot")
     assert bridge.deliver(app.lambda_handler).failed_ids == []
     assert bridge.creations() == []
@@ -87,7 +87,7 @@ def fresh_batch() -> tuple[list[dict[str, Any]], tuple[str, ...]]:
     batch = json.loads(json.dumps(BATCH))
     for item in batch:
         item["eventId"] += offset
-    keys = tuple(f"hubspot:{item['eventId']}" for item in batch if item["subscriptionType"] == "contact.creation")
+    keys = tuple(f"hubspot:{item['eventId']}" for item in batch if item.get("propertyName") == "phone")
     return batch, keys
 
 

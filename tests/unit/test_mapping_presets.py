@@ -16,6 +16,7 @@ import pytest
 from humanos_bridge import wire
 from humanos_bridge.errors import EventIgnored, MappingError
 from humanos_bridge.mapping import MappedRequest, MappingConfig, load_mapping
+from humanos_bridge.mapping.lint import warnings
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = ROOT / "mappings" / "presets"
@@ -27,6 +28,7 @@ CASES = {
     "shopify-orders-paid.json": ("shopify", "shopify-orders-paid.json"),
     "typeform-consent.json": ("typeform", "typeform-form-response.json"),
     "hr-employee-hired.json": ("hr", "hr-employee-hired.json"),
+    "hubspot-contacts.json": ("hubspot", "hubspot-contact-batch.json"),
 }
 
 
@@ -89,7 +91,7 @@ def test_the_readme_lists_each_preset_with_its_preview_command(preset_name: str)
 
 
 def test_only_the_hr_preset_declares_sender_auth() -> None:
-    """Stripe, Shopify and Typeform sign with their own schemes, which the bridge does not verify yet."""
+    """Stripe, Shopify, Typeform and HubSpot sign with their own schemes, which the bridge does not verify yet."""
     auth = {name: preset(name).source(source).auth for name, (source, _) in CASES.items()}
     assert {name for name, found in auth.items() if found is not None} == {"hr-employee-hired.json"}
     assert auth["hr-employee-hired.json"] is not None
@@ -97,9 +99,8 @@ def test_only_the_hr_preset_declares_sender_auth() -> None:
 
 
 def test_the_presets_have_no_traps() -> None:
-    lint = pytest.importorskip("humanos_bridge.mapping.lint")
     for name in CASES:
-        assert lint.warnings(preset(name)) == [], name
+        assert warnings(preset(name)) == [], name
 
 
 # -- Stripe checkout.session.completed ----------------------------------------------------------------
@@ -219,8 +220,8 @@ def test_shopify_contact_falls_back_to_the_customer_then_the_phone() -> None:
     assert mapped("shopify-orders-paid.json", event).body["contacts"] == ["+351912345678"]
 
 
-def test_shopify_event_type_is_the_literal_topic_whatever_the_body() -> None:
-    """The topic is in a header the mapping cannot read; the order id is the event id."""
+def test_shopify_event_id_is_the_order_id_and_the_language_falls_back_to_english() -> None:
+    """The topic comes from its header, the event id from the body: one order, one id, whichever webhook id."""
     event = sample("shopify-orders-paid.json")
     event.update(id=5871203254376, customer_locale="de-DE")
     request = mapped("shopify-orders-paid.json", event)
@@ -320,3 +321,25 @@ def test_hr_start_date_as_date_time_and_other_event_types() -> None:
     event["type"] = "employee.updated"
     with pytest.raises(EventIgnored):
         mapped("hr-employee-hired.json", event)
+
+
+# -- HubSpot contact batches (forEach) -------------------------------------------------------------------
+
+
+def test_hubspot_batch_becomes_one_consent_request_per_phone_set() -> None:
+    """Four events in one POST: three phone changes become three requests, the contact.creation none."""
+    source, sample_name = CASES["hubspot-contacts.json"]
+    requests = preset("hubspot-contacts.json").map_requests(source, sample(sample_name))
+    assert [r.idempotency_key for r in requests] == ["hubspot:1001", "hubspot:1002", "hubspot:1004"]
+    assert wire.dumps(requests[1].body) == (
+        '{"contacts":["+351912000102"],"groupIds":["grp_marketing_consent"],"securityLevel":"CONTACT",'
+        '"name":"Marketing consent for HubSpot contact 5102","language":"ENG","internalId":"hubspot:1002"}'
+    )
+
+
+def test_hubspot_event_sent_again_in_another_batch_has_the_same_key() -> None:
+    """HubSpot retries events, not batches: an event's key is its own, whatever else its batch holds."""
+    source, sample_name = CASES["hubspot-contacts.json"]
+    batch = sample(sample_name)
+    alone = preset("hubspot-contacts.json").map_requests(source, [batch[1]])
+    assert [r.idempotency_key for r in alone] == ["hubspot:1002"]
