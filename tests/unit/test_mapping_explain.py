@@ -22,6 +22,7 @@ from humanos_bridge.mapping.explain import (
 )
 from humanos_bridge.mapping.expressions import Expression, compile_expression
 from humanos_bridge_local.cli import main
+from tests.support.mappings import one_source
 
 ROOT = Path(__file__).resolve().parents[2]
 BRIDGE = str(ROOT / "mappings" / "bridge.json")
@@ -227,24 +228,8 @@ def test_cli_without_explain_prints_no_explanation(capsys: pytest.CaptureFixture
 
 def test_root_is_the_event_while_explaining() -> None:
     """Expressions that reach the whole event from inside a filter explain as the engine maps them."""
-    document = {
-        "version": 1,
-        "apiVersion": "2026-05-17",
-        "sources": {
-            "crm": {
-                "eventType": "type",
-                "eventId": "id",
-                "rules": {
-                    "x": [
-                        {
-                            "name": "r",
-                            "request": {"contacts": ["+351912345678"], "groupIds": "=groups[?on == root().wanted].id"},
-                        }
-                    ]
-                },
-            }
-        },
-    }
+    rule = {"name": "r", "request": {"contacts": ["+351912345678"], "groupIds": "=groups[?on == root().wanted].id"}}
+    document = one_source([rule])
     event = {"type": "x", "id": "1", "wanted": "b", "groups": [{"on": "a", "id": "g1"}, {"on": "b", "id": "g2"}]}
     (rule,) = explain_event(parse_mapping(document, file="m.json"), "crm", event).rules
     assert [(v.where, v.value, v.error) for v in rule.values] == [

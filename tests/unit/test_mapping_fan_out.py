@@ -11,13 +11,15 @@ from hypothesis import strategies as st
 
 from humanos_bridge.errors import ConfigError, EventIgnored, InvalidBodyError, MappingError
 from humanos_bridge.mapping import MappingConfig, parse_mapping
+from tests.support.mappings import one_source
 
 
 def mapping(rule: dict[str, Any], **source: Any) -> MappingConfig:
     """A HubSpot-like source: the webhook body is a JSON array of events of one kind."""
-    spec: dict[str, Any] = {"eventType": "'batch'", "eventIdDefault": "content-hash", "rules": {"batch": [rule]}}
-    spec.update(source)
-    return parse_mapping({"version": 1, "apiVersion": "2026-05-17", "sources": {"hubspot": spec}}, file="m.json")
+    fields = {"eventType": "'batch'", "eventId": None, "eventIdDefault": "content-hash", **source}
+    if fields["eventId"] is None:
+        del fields["eventId"]
+    return parse_mapping(one_source([rule], event_type="batch", source="hubspot", **fields), file="m.json")
 
 
 CONSENT = {
@@ -137,17 +139,8 @@ def test_co_signers_of_one_document_say_so() -> None:
 
 
 def test_users_contacts_are_checked_too() -> None:
-    document = {
-        "version": 1,
-        "apiVersion": "2026-09-01",
-        "sources": {
-            "hr": {
-                "eventType": "type",
-                "eventId": "id",
-                "rules": {"x": [{"request": {"users": "=signers[*].{contact: phone}", "groupIds": ["g"]}}]},
-            }
-        },
-    }
+    rule = {"request": {"users": "=signers[*].{contact: phone}", "groupIds": ["g"]}}
+    document = one_source([rule], api_version="2026-09-01")
     with pytest.raises(ConfigError, match="these contacts come from every item of an array"):
         parse_mapping(document, file="m.json")
 

@@ -16,6 +16,7 @@ from humanos_bridge.errors import ConfigError, MappingError
 from humanos_bridge.mapping import parse_mapping
 from humanos_bridge.mapping.expressions import ExpressionSyntaxError, compile_expression, evaluating
 from humanos_bridge.mapping.lint import warnings
+from tests.support.mappings import one_source
 
 
 def value(expression: str, event: Any) -> Any:
@@ -164,17 +165,7 @@ def test_errors_say_the_real_cause_and_the_fix(expression: str, says: str) -> No
 
 
 def test_a_rule_key_from_another_tool_names_ours() -> None:
-    document = {
-        "version": 1,
-        "apiVersion": "2026-05-17",
-        "sources": {
-            "crm": {
-                "eventType": "type",
-                "eventId": "id",
-                "rules": {"x": [{"condition": "a", "request": {"contacts": ["+351912345678"], "groupIds": ["g"]}}]},
-            }
-        },
-    }
+    document = one_source([{"condition": "a", "request": {"contacts": ["+351912345678"], "groupIds": ["g"]}}])
     with pytest.raises(ConfigError) as raised:
         parse_mapping(document, file="m.json")
     assert "sources.crm.rules.x[0].condition: unknown key; it is called 'when' here" in str(raised.value.details)
@@ -187,12 +178,7 @@ def lint(when: str | None = None, **request: Any) -> list[str]:
     rule: dict[str, Any] = {"name": "r", "request": {"contacts": ["+351912345678"], "groupIds": ["g"], **request}}
     if when is not None:
         rule["when"] = when
-    document = {
-        "version": 1,
-        "apiVersion": "2026-05-17",
-        "sources": {"crm": {"eventType": "type", "eventId": "id", "rules": {"x": [rule]}}},
-    }
-    return warnings(parse_mapping(document, file="m.json"))
+    return warnings(parse_mapping(one_source([rule]), file="m.json"))
 
 
 def test_a_pipe_before_and_is_a_trap_and_parentheses_fix_it() -> None:
