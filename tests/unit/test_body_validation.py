@@ -263,3 +263,19 @@ def test_an_internal_id_with_a_lone_surrogate_is_refused_before_the_request_exis
         "internalId (the idempotency key is then used)"
     ]
     assert validate_body(body(internalId="employee-\U0001f600"), V1)["internalId"] == "employee-\U0001f600"
+
+
+@pytest.mark.parametrize(
+    ("language", "shown"),
+    [("pt-PT", " 'pt-PT'"), ("eng", " 'eng'"), ("+351912345678", " another text"), ("EN", " 'EN'")],
+)
+def test_language_is_three_capital_letters_and_a_contact_is_never_echoed(language: str, shown: str) -> None:
+    for api_version, body in (
+        ("2026-05-17", {"contacts": ["+351912345678"], "groupIds": ["g"], "language": language}),
+        ("2026-09-01", {"users": [{"contact": "+351912345678", "language": language}], "groupIds": ["g"]}),
+    ):
+        with pytest.raises(InvalidBodyError) as raised:
+            validate_body(body, api_version)
+        assert f"must be a three-letter language code in capitals such as ENG or POR, got{shown};" in str(raised.value)
+        assert "351912345678" not in str(raised.value)
+    assert validate_body({"contacts": ["+351912345678"], "groupIds": ["g"], "language": "POR"}, "2026-05-17")

@@ -245,6 +245,26 @@ def _string(value: Any, where: str, problems: list[Problem]) -> Any:
     return value
 
 
+_LANGUAGE = re.compile(r"[A-Z]{3}")
+_SHOWABLE_LANGUAGE = re.compile(r"[A-Za-z_-]{1,12}")
+
+
+def _language(value: Any, where: str, problems: list[Problem]) -> Any:
+    """Humanos names languages with three capital letters (ISO 639-2, e.g. ENG, POR, SPA)."""
+    if isinstance(value, str) and not _LANGUAGE.fullmatch(value):
+        # Shown only when it cannot be a contact: a locale such as pt-PT, the usual mistake.
+        shown = f" {value!r}" if _SHOWABLE_LANGUAGE.fullmatch(value) else ""
+        problems.append(
+            Problem(
+                where,
+                f"must be a three-letter language code in capitals such as ENG or POR, got{shown or ' another text'}; "
+                'map locales with lookup(), e.g. default(lookup(`{"pt-PT": "POR"}`, locale), \'ENG\')',
+            )
+        )
+        return value
+    return _string(value, where, problems)
+
+
 def _internal_id(value: Any, where: str, problems: list[Problem]) -> Any:
     # The look-up after a lost answer sends the internalId in a URL, as UTF-8, and a lone surrogate has no
     # UTF-8 form: refused before the request exists, so that no request is made that could not be found again.
@@ -330,7 +350,7 @@ _USER_CHECKERS: dict[str, Checker] = {
     "contact": _contact,
     "secondaryContact": _contact,
     "docId": _string,
-    "language": _string,
+    "language": _language,
     "signerQuality": _string,
 }
 _CREDENTIAL_CHECKERS: dict[str, Checker] = {
@@ -402,7 +422,7 @@ _CHECKERS: dict[str, Checker] = {
     "resourcesIds": _ids,
     "credentials": _credentials,
     "name": _string,
-    "language": _string,
+    "language": _language,
     "redirectUrl": _url,
     "internalId": _internal_id,
     "authorizedDIDs": _ids,
