@@ -18,7 +18,8 @@ from typing import overload
 
 # The look-behind starts a match only where a run of address characters starts, and the possessive
 # run never backtracks: without both, a long run with no "@" (a 40,000-character id) costs quadratic time.
-_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]++@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+# Anything shaped like an address, valid or not: `ana@example` (no TLD) is still someone's address.
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]++@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*")
 # A phone-like run: optional +, then 7+ digits possibly split by spaces, dots, dashes or brackets.
 _PHONE = re.compile(r"\+?\d[\d\s().\-]{5,}\d")
 
