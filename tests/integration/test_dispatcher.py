@@ -90,7 +90,7 @@ def test_permanent_failures_are_parked_with_their_reason_and_acknowledged(bridge
             None,
             json.dumps({"id": "e1", "type": "contact.created"}),
             "missing_source",
-            "message has no 'source' attribute",
+            "nothing names the message's source: no 'source' attribute",
         ),
         ("billing", json.dumps({"id": "e2"}), "unknown_source", "billing"),
         ("crm", "", "serialisation_error", "body is not valid JSON"),

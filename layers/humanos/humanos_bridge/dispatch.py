@@ -35,6 +35,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from humanos_bridge import wire
 from humanos_bridge.backoff import equal_jitter
 from humanos_bridge.dead_letters import Parcel, park
+from humanos_bridge.envelopes import Envelope, open_envelope
 from humanos_bridge.errors import EventIgnored, MappingError
 from humanos_bridge.exactly_once import ExactlyOnce
 from humanos_bridge.logs import bridge_logger
@@ -187,33 +188,44 @@ class Dispatcher:
         """Parse and map in the invoking thread: cheap, and needed to group duplicates."""
         message = outcome.message
         try:
-            outcome.source = message.attributes.get(ATTR_SOURCE) or self.default_source or None
-            if not outcome.source:
-                raise MissingSource(
-                    "message has no 'source' attribute and DEFAULT_SOURCE is not set; "
-                    "send the source as a message attribute or configure DEFAULT_SOURCE"
-                )
-            body, headers = self._event(outcome.source, message.body)
-            outcome.event_type, outcome.event_id = self._identity(outcome.source, body, headers)
-            outcome.requests = self.mapping.map_requests(outcome.source, body, headers)
+            body = wire.loads(message.body)
+            envelope = open_envelope(body)
+            event = envelope.event if envelope is not None else body
+            outcome.source = self._source(message, envelope, event)
+            event, headers = self._headers(outcome.source, event) if envelope is None else (event, {})
+            fields = envelope.fields if envelope is not None else None
+            outcome.event_type, outcome.event_id = self._identity(outcome.source, event, headers, fields)
+            outcome.requests = self.mapping.map_requests(outcome.source, event, headers, fields)
         except EventIgnored:
             outcome.kind = IGNORED
         except Exception as exc:  # classified: permanent ones are parked, the rest retried
             self._fail(outcome, exc)
 
-    def _event(self, source: str, text: str) -> tuple[Any, dict[str, str]]:
+    def _source(self, message: QueuedEvent, envelope: Envelope | None, event: Any) -> str:
+        """Message attribute, then the envelope, then a source's ``match.when``, then DEFAULT_SOURCE."""
+        found = self.mapping.resolve_source(message.attributes.get(ATTR_SOURCE), envelope, event)
+        if found or self.default_source:
+            return found or self.default_source
+        raise MissingSource(
+            "nothing names the message's source: no 'source' attribute, no mapping source whose match takes it "
+            "(its EventBridge source, SNS topic or match.when) and DEFAULT_SOURCE is not set; send the source as "
+            "a message attribute, add a match to the source, or configure DEFAULT_SOURCE"
+        )
+
+    def _headers(self, source: str, body: Any) -> tuple[Any, dict[str, str]]:
         """The event and the request headers queued with it (a source that keeps headers is enveloped)."""
-        body = wire.loads(text)
         if not self.mapping.source(source).headers:
             return body, {}
-        envelope = unwrap_event(body)
-        if envelope is None:  # sent to the queue directly: no request, so no headers
+        wrapped = unwrap_event(body)
+        if wrapped is None:  # sent to the queue directly: no request, so no headers
             return body, {}
-        return wire.loads(envelope[0]), envelope[1]
+        return wire.loads(wrapped[0]), wrapped[1]
 
-    def _identity(self, source: str, body: Any, headers: dict[str, str]) -> tuple[str | None, str | None]:
+    def _identity(
+        self, source: str, body: Any, headers: dict[str, str], envelope: dict[str, Any] | None
+    ) -> tuple[str | None, str | None]:
         try:
-            return self.mapping.event_identity(source, body, headers)
+            return self.mapping.event_identity(source, body, headers, envelope)
         except MappingError:
             return None, None  # map_event will raise the precise error
 

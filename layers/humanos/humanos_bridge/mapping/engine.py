@@ -15,6 +15,7 @@ from typing import Any
 
 from humanos_bridge import wire
 from humanos_bridge.body_validation import json_type, validate_body
+from humanos_bridge.envelopes import EVENTBRIDGE, SNS, Envelope
 from humanos_bridge.errors import EventIgnored, InvalidBodyError, MappingError, SerialisationError, UnknownSourceError
 from humanos_bridge.mapping.expressions import evaluating
 from humanos_bridge.mapping.fan_out import item_key, items_of
@@ -54,18 +55,55 @@ class MappingConfig:
             )
         return found
 
-    def event_identity(self, source: str, event: Any, headers: Mapping[str, str] | None = None) -> tuple[str, str]:
+    def resolve_source(self, attribute: str | None, envelope: Envelope | None, event: Any) -> str | None:
+        """The source a queued event belongs to, in this order: its ``source`` message attribute; its envelope
+        (an SNS ``source`` message attribute, then the source whose ``match`` names the EventBridge source or the
+        SNS topic); the one source whose ``match.when`` holds for it. None: nothing names one."""
+        if attribute:
+            return attribute
+        if envelope is not None:
+            if envelope.kind == SNS and envelope.source:
+                return envelope.source
+            for name, config in self._sources.items():
+                match = config.match
+                if match is None:
+                    continue
+                if envelope.kind == EVENTBRIDGE and envelope.source in match.eventbridge_sources:
+                    return name
+                if envelope.kind == SNS and envelope.topic_arn in match.sns_topics:
+                    return name
+        for name, config in self._sources.items():
+            if config.match is not None and config.match.when is not None:
+                where = f"sources.{name}.match.when"
+                with evaluating(event, None, envelope.fields if envelope else None):
+                    if config.match.when.is_true(event, where=where):
+                        return name
+        return None
+
+    def event_identity(
+        self,
+        source: str,
+        event: Any,
+        headers: Mapping[str, str] | None = None,
+        envelope: Mapping[str, Any] | None = None,
+    ) -> tuple[str, str]:
         """``(event_type, event_id)`` of ``event`` without mapping it (for logs and attributes)."""
         config = self.source(source)
-        with evaluating(event, headers):
+        with evaluating(event, headers, envelope):
             return event_type_of(config, event), event_id_of(config, event)
 
-    def map_event(self, source: str, event: Any, headers: Mapping[str, str] | None = None) -> MappedRequest:
+    def map_event(
+        self,
+        source: str,
+        event: Any,
+        headers: Mapping[str, str] | None = None,
+        envelope: Mapping[str, Any] | None = None,
+    ) -> MappedRequest:
         """The one request ``event`` from ``source`` becomes (for rules without ``forEach``).
 
         Raises as :meth:`map_requests` does, and MappingError when the event makes several requests.
         """
-        requests = self.map_requests(source, event, headers)
+        requests = self.map_requests(source, event, headers, envelope)
         if len(requests) != 1:
             raise MappingError(
                 f"rule {requests[0].rule} fans out to {len(requests)} requests; map the event with map_requests",
@@ -74,11 +112,16 @@ class MappingConfig:
         return requests[0]
 
     def map_requests(
-        self, source: str, event: Any, headers: Mapping[str, str] | None = None
+        self,
+        source: str,
+        event: Any,
+        headers: Mapping[str, str] | None = None,
+        envelope: Mapping[str, Any] | None = None,
     ) -> tuple[MappedRequest, ...]:
         """Every request ``event`` from ``source`` becomes: one, or one per item of a ``forEach`` rule.
 
-        ``headers``: the request headers the source keeps (``kept_headers``), for ``header()``. Every body is
+        ``headers``: the request headers the source keeps (``kept_headers``), for ``header()``; ``envelope``: the
+        fields of the SNS or EventBridge envelope the event came in, for ``envelope()``. Every body is
         built and checked before any is returned, so one bad item stops the whole event
         before anything is sent: no partial side effect.
 
@@ -93,7 +136,7 @@ class MappingConfig:
             Anything else that stops the event becoming valid bodies (InvalidBodyError for a body itself).
         """
         config = self.source(source)
-        with evaluating(event, headers):
+        with evaluating(event, headers, envelope):
             event_type = event_type_of(config, event)
             rules = config.rules.get(event_type)
             if rules is None:

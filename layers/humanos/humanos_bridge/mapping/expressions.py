@@ -60,6 +60,8 @@ class _Mapped:
     event: Any
     #: The request headers the source keeps, by lower-case name.
     headers: Mapping[str, str]
+    #: The fields of the SNS or EventBridge envelope the event came in, if any.
+    envelope: Mapping[str, Any] | None = None
 
 
 #: The event being mapped, for ``root()`` and ``header()``: JMESPath functions see only their arguments.
@@ -67,10 +69,13 @@ _MAPPED: contextvars.ContextVar[_Mapped | None] = contextvars.ContextVar("mapped
 
 
 @contextlib.contextmanager
-def evaluating(event: Any, headers: Mapping[str, str] | None = None) -> Iterator[None]:
-    """Expressions evaluated inside see ``event`` as ``root()`` and ``headers`` (lower-case names) through
-    ``header()``; one context per thread, so the records of a batch mapped side by side never mix."""
-    token = _MAPPED.set(_Mapped(event, headers or {}))
+def evaluating(
+    event: Any, headers: Mapping[str, str] | None = None, envelope: Mapping[str, Any] | None = None
+) -> Iterator[None]:
+    """Expressions evaluated inside see ``event`` as ``root()``, ``headers`` (lower-case names) through
+    ``header()`` and ``envelope`` through ``envelope()``; one context per thread, so the records of a batch
+    mapped side by side never mix."""
+    token = _MAPPED.set(_Mapped(event, headers or {}, envelope))
     try:
         yield
     finally:
@@ -273,6 +278,13 @@ class BridgeFunctions(jp_functions.Functions):  # type: ignore[misc]  # jmespath
     def _func_root(self) -> Any:
         """``root()``: the whole event, also inside a filter or projection, where ``@`` is the current item."""
         return _mapped().event
+
+    @jp_functions.signature()  # type: ignore[untyped-decorator]
+    def _func_envelope(self) -> Any:
+        """``envelope()``: the SNS notification or EventBridge event the business event came in (without the
+        event itself), or null: ``envelope().id``, ``envelope()."detail-type"``, ``envelope().MessageId``."""
+        found = _mapped().envelope
+        return dict(found) if found is not None else None
 
     @jp_functions.signature({"types": ["string"]})  # type: ignore[untyped-decorator]
     def _func_header(self, name: str) -> str | None:

@@ -72,6 +72,18 @@ def _template_expressions(node: Node) -> Iterator[Expr]:
 
 
 @dataclass(frozen=True)
+class SourceMatch:
+    """How a queued event with no ``source`` attribute is recognised as this source's (``match`` in the file)."""
+
+    #: EventBridge events whose ``source`` is one of these.
+    eventbridge_sources: tuple[str, ...] = ()
+    #: SNS notifications from one of these topics.
+    sns_topics: tuple[str, ...] = ()
+    #: Any event (inside its envelope, if any) for which this holds.
+    when: Expression | None = None
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     """One sending system: where its events keep their type and id, and its rules per event type."""
 
@@ -84,6 +96,7 @@ class SourceConfig:
     rules: dict[str, tuple[RuleConfig, ...]]
     #: Request headers kept with each event for ``header()``, lower-case (HTTP names are case-insensitive).
     headers: tuple[str, ...] = ()
+    match: SourceMatch | None = None
 
     @property
     def rule_count(self) -> int:

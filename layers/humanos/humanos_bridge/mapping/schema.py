@@ -36,6 +36,7 @@ from humanos_bridge.mapping.model import (
     AuthConfig,
     RuleConfig,
     SourceConfig,
+    SourceMatch,
 )
 from humanos_bridge.mapping.templates import (
     EXPRESSION_PREFIX,
@@ -59,9 +60,11 @@ SOURCE_KEYS: tuple[str, ...] = (
     "unmatched",
     "auth",
     "headers",
+    "match",
     "rules",
     "description",
 )
+MATCH_KEYS: tuple[str, ...] = ("eventBridgeSource", "snsTopicArn", "when")
 #: At most this many request headers are kept with an event (they travel in its queue message).
 MAX_HEADERS = 10
 #: An HTTP header name (RFC 9110 token).
@@ -265,6 +268,7 @@ def _sources(document: dict[str, Any], api_version: str | None, problems: _Probl
         source = _source(name, spec, api_version, problems)
         if source is not None:
             sources[name] = source
+    _check_matches(sources, problems)
     return sources
 
 
@@ -287,6 +291,7 @@ def _source(name: str, raw: Any, api_version: str | None, problems: _Problems) -
     unmatched = _choice(raw, "unmatched", UNMATCHED_CHOICES, "reject", path, problems)
     auth = _auth(raw.get("auth"), name, child_path(path, "auth"), problems)
     headers = _headers(raw.get("headers", []), child_path(path, "headers"), problems)
+    match = _match(raw.get("match"), child_path(path, "match"), problems)
     rules = _rules(raw.get("rules"), child_path(path, "rules"), api_version, problems)
     if event_type is None:
         return None
@@ -303,7 +308,60 @@ def _source(name: str, raw: Any, api_version: str | None, problems: _Problems) -
         auth=auth,
         rules=rules,
         headers=headers,
+        match=match,
     )
+
+
+def _match(raw: Any, path: str, problems: _Problems) -> SourceMatch | None:
+    """``match``: how a queued event that names no source is recognised as this one's."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not raw:
+        problems.add(path, f"must be an object with any of {', '.join(MATCH_KEYS)}")
+        return None
+    _check_keys(raw, MATCH_KEYS, path, problems)
+    return SourceMatch(
+        eventbridge_sources=_names(raw, "eventBridgeSource", path, problems),
+        sns_topics=_names(raw, "snsTopicArn", path, problems, prefix="arn:"),
+        when=_expression_field(raw, "when", path, problems, required=False),
+    )
+
+
+def _names(raw: dict[str, Any], key: str, base: str, problems: _Problems, *, prefix: str = "") -> tuple[str, ...]:
+    value = raw.get(key, [])
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) and n.startswith(prefix) and n for n in names):
+        what = "ARN" if prefix else "name"
+        problems.add(child_path(base, key), f"must be a non-empty {what} or a list of them")
+        return ()
+    return tuple(names)
+
+
+def _check_matches(sources: dict[str, SourceConfig], problems: _Problems) -> None:
+    """Two sources that could both take one event are refused: resolution is never a coin toss."""
+    claimed: dict[tuple[str, str], str] = {}
+    by_body = []
+    for name, source in sources.items():
+        match = source.match
+        if match is None:
+            continue
+        values = [("eventBridgeSource", v) for v in match.eventbridge_sources]
+        values += [("snsTopicArn", v) for v in match.sns_topics]
+        for key, value in values:
+            other = claimed.setdefault((key, value), name)
+            if other != name:
+                problems.add(
+                    child_path(child_path(child_path("sources", name), "match"), key),
+                    f"{value} is also matched by source {other}; an event must belong to one source",
+                )
+        if match.when is not None:
+            by_body.append(name)
+    if len(by_body) > 1:
+        problems.add(
+            child_path(child_path(child_path("sources", by_body[1]), "match"), "when"),
+            f"sources {' and '.join(by_body)} both match by body (match.when), and an event could satisfy both; "
+            "keep one, and recognise the others by their EventBridge source, SNS topic or a source attribute",
+        )
 
 
 def _headers(raw: Any, path: str, problems: _Problems) -> tuple[str, ...]:
