@@ -59,6 +59,15 @@ def test_check_warns_about_traps_and_still_passes(tmp_path: Path, capsys: pytest
     ]
 
 
+def test_check_says_which_template_parameters_bring_the_matched_events(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["mappings", "check", BRIDGE]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "deploy with:" in line]
+    assert lines == [
+        "  deploy with: EventBridgeSources=com.example.hr (a rule sends these events to the queue)",
+        "  deploy with: SnsTopicArn=arn:aws:sns:eu-west-1:123456789012:crm-events (the queue subscribes to this topic)",
+    ]
+
+
 def test_check_lists_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A broken file: exit 1 and one line per problem on stderr."""
     doc = json.loads(Path(BRIDGE).read_text(encoding="utf-8"))

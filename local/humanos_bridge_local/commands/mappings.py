@@ -72,7 +72,24 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"  note: {note}")
     for warning in warnings(cfg):
         print(f"  warning: {warning}")
+    for line in deploy_notes(cfg):
+        print(f"  {line}")
     return 0
+
+
+def deploy_notes(cfg: MappingConfig) -> list[str]:
+    """The template parameters the file's ``match`` declarations need, so that the events reach the queue."""
+    matches = [cfg.source(name).match for name in cfg.sources]
+    sources = [value for match in matches if match is not None for value in match.eventbridge_sources]
+    topics = [value for match in matches if match is not None for value in match.sns_topics]
+    notes = []
+    if sources:
+        notes.append(f"deploy with: EventBridgeSources={','.join(sources)} (a rule sends these events to the queue)")
+    if len(topics) == 1:
+        notes.append(f"deploy with: SnsTopicArn={topics[0]} (the queue subscribes to this topic)")
+    elif topics:
+        notes.append(f"note: {len(topics)} SNS topics; SnsTopicArn subscribes the queue to one, subscribe the others")
+    return notes
 
 
 def internal_id_notes(cfg: MappingConfig) -> list[str]:
