@@ -17,7 +17,8 @@ from typing import Any
 import urllib3
 
 from humanos_bridge.errors import ConfigError
-from humanos_bridge.masking import mask_text
+from humanos_bridge.masking import mask_text, safe_id
+from humanos_bridge_local.aws_envelopes import queue_message
 from humanos_bridge_local.commands.local import add_stack_arguments, print_event, say, stack_options
 from humanos_bridge_local.flow import DISPATCH, HEADER
 from humanos_bridge_local.sandbox import Fault
@@ -53,6 +54,8 @@ class Step:
     expect: dict[str, Any]
     signed: bool = True
     humanos_fault: int | None = None
+    #: None: POSTed to the ingest API; "eventbridge", "sns" or "sqs": put on the queue as that service would.
+    via: str | None = None
     # What happened.
     http: int | None = None
     answer: dict[str, Any] = field(default_factory=dict)
@@ -110,6 +113,7 @@ def load_manifest(path: Path) -> list[Step]:
                     expect=dict(raw["expect"]),
                     signed=bool(raw.get("signed", True)),
                     humanos_fault=raw.get("humanosFault"),
+                    via=raw.get("via"),
                 )
             )
         except (KeyError, TypeError) as exc:
@@ -156,6 +160,13 @@ def run(args: argparse.Namespace) -> int:
 def send_step(stack: LocalStack, step: Step) -> None:
     assert stack.mapping is not None and stack.sandbox is not None
     body = step.event.read_bytes()
+    if step.via is not None:
+        # As the template's EventBridge rule or SNS subscription delivers it: no HTTP, no source attribute.
+        message = queue_message(stack.mapping, step.source, body, step.via)
+        stack.client("sqs").send_message(QueueUrl=stack.request_queue_url, **message)
+        event_id = stack.mapping.event_identity(step.source, json.loads(body))[1]
+        step.answer = {"eventId": safe_id(event_id), "status": "accepted"}
+        return
     if step.humanos_fault is not None:
         # Only this event's request is refused: its contact appears in no other sample's body.
         stack.sandbox.inject(Fault.status(step.humanos_fault), body_contains=_marker(step))

@@ -13,6 +13,7 @@ from humanos_bridge.errors import ConfigError
 from humanos_bridge.mapping import load_mapping
 from humanos_bridge.masking import mask_text
 from humanos_bridge.sender_secrets import parse_sender_secret
+from humanos_bridge_local.aws_envelopes import VIAS, queue_message
 from humanos_bridge_local.endpoints import Target, add_target_arguments, resolve_target
 from humanos_bridge_local.senders import sender_auth, signed_headers
 from humanos_bridge_local.stack import ROOT
@@ -36,6 +37,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--secret", help="the sender secret (default: read from the bridge's sender secret)")
     parser.add_argument("--mapping", type=Path, help="mapping file naming the source's scheme")
     parser.add_argument("--route", choices=("events", "requests"), default="events", help="queued (events) or sync")
+    parser.add_argument(
+        "--via",
+        choices=("http", *VIAS),
+        default="http",
+        help=(
+            "http: sign and POST (default); sqs, eventbridge, sns: put the event on the request queue as that AWS "
+            "service would deliver it (a source attribute, an EventBridge event, an SNS notification)"
+        ),
+    )
     add_target_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -45,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         body = args.event.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {args.event}: {exc.strerror}") from exc
+    if args.via != "http":
+        return _enqueue(args, body)
     target = None if (args.url and args.secret and args.mapping) else _target_or_none(args)
     mapping_file = args.mapping or (Path(target.mapping_file) if target and target.mapping_file else DEFAULT_MAPPING)
     auth = sender_auth(load_mapping(mapping_file), args.source)
@@ -67,6 +79,16 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         print(mask_text(text))
     return 0 if response.status < 400 else 1
+
+
+def _enqueue(args: argparse.Namespace, body: bytes) -> int:
+    """Put the event on the request queue as EventBridge, SNS or a plain SQS sender would."""
+    target = resolve_target(args)
+    mapping_file = args.mapping or (Path(target.mapping_file) if target.mapping_file else DEFAULT_MAPPING)
+    message = queue_message(load_mapping(mapping_file), args.source, body, args.via)
+    answer = target.client("sqs").send_message(QueueUrl=target.request_queue_url, **message)
+    print(f"queued via {args.via} on {target.request_queue_url}: message {answer['MessageId']}")
+    return 0
 
 
 def masked(value: Any, key: str = "") -> Any:
