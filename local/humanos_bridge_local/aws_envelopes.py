@@ -7,6 +7,7 @@ real, with no AWS account.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
@@ -21,9 +22,25 @@ ACCOUNT = "123456789012"
 
 
 def queue_message(
-    mapping: MappingConfig, source: str, body: bytes, via: str, *, region: str = "eu-west-1"
+    mapping: MappingConfig, source: str, body: bytes, via: str, *, fifo: bool = False, region: str = "eu-west-1"
 ) -> dict[str, Any]:
-    """``send_message`` arguments (without the queue URL) for ``body`` from ``source``, delivered ``via``."""
+    """``send_message`` arguments (without the queue URL) for ``body`` from ``source``, delivered ``via``.
+
+    ``fifo``: to a FIFO queue, with the group AWS would give it: the template's EventBridge target uses the group
+    ``eventbridge``, a FIFO SNS topic the publisher's (here the source), a plain sender the source's mapping.
+    """
+    message = _message(mapping, source, body, via, region)
+    if fifo:
+        envelope = json.loads(message["MessageBody"]) if via != "sqs" else None
+        group = "eventbridge" if via == "eventbridge" else source
+        if via == "sqs":
+            group = mapping.message_group(source, json.loads(body))
+        dedup = str(envelope.get("id") or envelope.get("MessageId")) if envelope else hashlib.sha256(body).hexdigest()
+        message.update(MessageGroupId=group, MessageDeduplicationId=dedup)
+    return message
+
+
+def _message(mapping: MappingConfig, source: str, body: bytes, via: str, region: str) -> dict[str, Any]:
     match = mapping.source(source).match
     now = datetime.now(UTC)
     if via == "sqs":

@@ -71,8 +71,10 @@ def ingest_mapping() -> dict[str, Any]:
     return mapping
 
 
-def create_ingest(moto: Any, sandbox: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> IngestEnv:
-    bridge = create_bridge(moto, sandbox, monkeypatch)
+def create_ingest(
+    moto: Any, sandbox: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *, fifo: bool = False
+) -> IngestEnv:
+    bridge = create_bridge(moto, sandbox, monkeypatch, fifo=fifo)
     # The synchronous route's pacing is the subject of test_sync_rate_limit only; here it never makes a call wait.
     monkeypatch.setenv("SYNC_RATE_LIMIT_PER_MINUTE", "30000")
     bridge.with_mapping(monkeypatch, ingest_mapping(), tmp_path)

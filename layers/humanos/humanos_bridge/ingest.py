@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -61,6 +61,7 @@ from humanos_bridge.queue_messages import (
     ATTR_RECEIVED_AT,
     ATTR_SOURCE,
     ATTR_TRACE_ID,
+    is_fifo,
     string_attributes,
     wrap_event,
 )
@@ -167,10 +168,11 @@ class IngestService:
         """``POST /events/{source}``: verify, map (dry run) and queue; 202 ``accepted`` or ``ignored``."""
         trail = _Trail(EVENTS, source, time.perf_counter())
         try:
-            requests = self._admit_and_map(source, request, trail)
-            if requests is None:
+            admitted = self._admit_and_map(source, request, trail)
+            if admitted is None:
                 return self._ignored(trail)
-            self._enqueue(source, request, requests[0])
+            requests = admitted.requests
+            self._enqueue(source, request, requests[0], admitted.group)
             trail.outcome = ACCEPTED
             answer: dict[str, Any] = {"eventId": safe_id(requests[0].event_id), "status": ACCEPTED}
             if len(requests) > 1:
@@ -191,9 +193,10 @@ class IngestService:
         try:
             if self.sender is None:
                 raise ConfigError("the synchronous route is not configured (no Humanos sender was built)")
-            requests = self._admit_and_map(source, request, trail)
-            if requests is None:
+            admitted = self._admit_and_map(source, request, trail)
+            if admitted is None:
                 return self._ignored(trail)
+            requests = admitted.requests
             if len(requests) > 1:
                 raise MappingError(
                     f"this event makes {len(requests)} requests (rule {requests[0].rule} has forEach) and this "
@@ -225,8 +228,8 @@ class IngestService:
 
     # -- the checks, in order ---------------------------------------------------------------------
 
-    def _admit_and_map(self, source: str, request: InboundRequest, trail: _Trail) -> tuple[MappedRequest, ...] | None:
-        """Run checks 1-5; the mapped requests, or None when the source ignores this event."""
+    def _admit_and_map(self, source: str, request: InboundRequest, trail: _Trail) -> _Admitted | None:
+        """Run checks 1-5; the mapped requests (and FIFO group), or None when the source ignores this event."""
         if source not in self.mapping.sources:
             raise UnknownSourceError(
                 f"unknown source {mask_text(source[:64])!r}; POST to /events/<source> with a configured source"
@@ -246,7 +249,8 @@ class IngestService:
             return None
         trail.event_type, trail.event_id = requests[0].event_type, requests[0].event_id
         self._correlate(requests[0].event_id)
-        return requests
+        group = self.mapping.message_group(source, event, headers) if is_fifo(self.queue_url) else None
+        return _Admitted(requests, group)
 
     def _authenticate(self, source: str, request: InboundRequest, trail: _Trail) -> None:
         auth = self.mapping.source(source).auth
@@ -279,7 +283,7 @@ class IngestService:
 
     # -- effects ----------------------------------------------------------------------------------
 
-    def _enqueue(self, source: str, request: InboundRequest, mapped: MappedRequest) -> None:
+    def _enqueue(self, source: str, request: InboundRequest, mapped: MappedRequest, group: str | None) -> None:
         attributes = string_attributes(
             {
                 ATTR_SOURCE: source,
@@ -303,7 +307,12 @@ class IngestService:
                 f"{MAX_MESSAGE_BYTES} bytes",
                 details={"limit": MAX_MESSAGE_BYTES},
             )
-        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body, MessageAttributes=attributes)
+        fifo: dict[str, str] = {}
+        if group is not None:
+            # The group keeps order; the idempotency key makes a sender's retry within 5 minutes one message (and
+            # the idempotency table covers the rest of time).
+            fifo = {"MessageGroupId": group, "MessageDeduplicationId": mapped.idempotency_key}
+        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body, MessageAttributes=attributes, **fifo)
 
     def _ignored(self, trail: _Trail) -> Reply:
         trail.outcome = IGNORED
@@ -398,6 +407,13 @@ def _calls_end_by(context: LambdaContext | None) -> float | None:
     if context is None:
         return None
     return time.time() + context.get_remaining_time_in_millis() / 1000 - ANSWER_RESERVE_SECONDS
+
+
+class _Admitted(NamedTuple):
+    """An event that passed the checks: what it maps to, and its FIFO message group (None: a standard queue)."""
+
+    requests: tuple[MappedRequest, ...]
+    group: str | None
 
 
 def kept_headers(config: SourceConfig, request: InboundRequest) -> dict[str, str]:

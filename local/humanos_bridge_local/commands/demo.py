@@ -18,6 +18,7 @@ import urllib3
 
 from humanos_bridge.errors import ConfigError
 from humanos_bridge.masking import mask_text, safe_id
+from humanos_bridge.queue_messages import is_fifo
 from humanos_bridge_local.aws_envelopes import queue_message
 from humanos_bridge_local.commands.local import add_stack_arguments, print_event, say, stack_options
 from humanos_bridge_local.flow import DISPATCH, HEADER
@@ -162,7 +163,7 @@ def send_step(stack: LocalStack, step: Step) -> None:
     body = step.event.read_bytes()
     if step.via is not None:
         # As the template's EventBridge rule or SNS subscription delivers it: no HTTP, no source attribute.
-        message = queue_message(stack.mapping, step.source, body, step.via)
+        message = queue_message(stack.mapping, step.source, body, step.via, fifo=is_fifo(stack.request_queue_url))
         stack.client("sqs").send_message(QueueUrl=stack.request_queue_url, **message)
         event_id = stack.mapping.event_identity(step.source, json.loads(body))[1]
         step.answer = {"eventId": safe_id(event_id), "status": "accepted"}

@@ -12,6 +12,7 @@ import urllib3
 from humanos_bridge.errors import ConfigError
 from humanos_bridge.mapping import load_mapping
 from humanos_bridge.masking import mask_text
+from humanos_bridge.queue_messages import is_fifo
 from humanos_bridge.sender_secrets import parse_sender_secret
 from humanos_bridge_local.aws_envelopes import VIAS, queue_message
 from humanos_bridge_local.endpoints import Target, add_target_arguments, resolve_target
@@ -85,7 +86,8 @@ def _enqueue(args: argparse.Namespace, body: bytes) -> int:
     """Put the event on the request queue as EventBridge, SNS or a plain SQS sender would."""
     target = resolve_target(args)
     mapping_file = args.mapping or (Path(target.mapping_file) if target.mapping_file else DEFAULT_MAPPING)
-    message = queue_message(load_mapping(mapping_file), args.source, body, args.via)
+    fifo = is_fifo(target.request_queue_url)
+    message = queue_message(load_mapping(mapping_file), args.source, body, args.via, fifo=fifo)
     answer = target.client("sqs").send_message(QueueUrl=target.request_queue_url, **message)
     print(f"queued via {args.via} on {target.request_queue_url}: message {answer['MessageId']}")
     return 0

@@ -80,6 +80,25 @@ class MappingConfig:
                         return name
         return None
 
+    def message_group(self, source: str, event: Any, headers: Mapping[str, str] | None = None) -> str:
+        """The FIFO message group of ``event``: the source's ``messageGroupId``, or the source itself."""
+        config = self.source(source)
+        if config.message_group_id is None:
+            return config.name
+        where = f"sources.{config.name}.messageGroupId"
+        with evaluating(event, headers):
+            found = config.message_group_id.search(event, where=where)
+        if found is None or found == "":
+            return config.name  # events without a group value keep the source's order
+        if isinstance(found, bool) or not isinstance(found, (str, int)):
+            raise MappingError(
+                f"{where}: `{config.message_group_id.text}` found a {json_type(found)}; a message group must be "
+                "a string or an integer",
+                path=where,
+                details={"reason": "message_group_invalid"},
+            )
+        return bound_key(str(found))  # SQS: at most 128 printable ASCII characters
+
     def event_identity(
         self,
         source: str,

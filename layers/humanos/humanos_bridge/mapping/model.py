@@ -97,6 +97,8 @@ class SourceConfig:
     #: Request headers kept with each event for ``header()``, lower-case (HTTP names are case-insensitive).
     headers: tuple[str, ...] = ()
     match: SourceMatch | None = None
+    #: FIFO request queue: the message group of an event (events of one group reach Humanos in order).
+    message_group_id: Expression | None = None
 
     @property
     def rule_count(self) -> int:

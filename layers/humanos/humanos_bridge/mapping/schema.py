@@ -61,6 +61,7 @@ SOURCE_KEYS: tuple[str, ...] = (
     "auth",
     "headers",
     "match",
+    "messageGroupId",
     "rules",
     "description",
 )
@@ -292,10 +293,15 @@ def _source(name: str, raw: Any, api_version: str | None, problems: _Problems) -
     auth = _auth(raw.get("auth"), name, child_path(path, "auth"), problems)
     headers = _headers(raw.get("headers", []), child_path(path, "headers"), problems)
     match = _match(raw.get("match"), child_path(path, "match"), problems)
+    message_group_id = _expression_field(raw, "messageGroupId", path, problems, required=False)
     rules = _rules(raw.get("rules"), child_path(path, "rules"), api_version, problems)
     if event_type is None:
         return None
-    identity = [(child_path(path, "eventType"), event_type), (child_path(path, "eventId"), event_id)]
+    identity = [
+        (child_path(path, "eventType"), event_type),
+        (child_path(path, "eventId"), event_id),
+        (child_path(path, "messageGroupId"), message_group_id),
+    ]
     used = [(where, e) for where, e in identity if e is not None]
     used += [(where, e) for group in rules.values() for rule in group for where, e, _ in rule.expressions()]
     _check_header_calls(used, headers, path, problems)
@@ -309,6 +315,7 @@ def _source(name: str, raw: Any, api_version: str | None, problems: _Problems) -
         rules=rules,
         headers=headers,
         match=match,
+        message_group_id=message_group_id,
     )
 
 
