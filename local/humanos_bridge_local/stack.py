@@ -46,6 +46,7 @@ from humanos_bridge_local.lambda_runtime import SqsEventSource
 from humanos_bridge_local.resources import TemplateResources
 from humanos_bridge_local.runtime_api import FunctionError, FunctionSpec, LambdaFunction
 from humanos_bridge_local.sandbox import RecordedCall, Sandbox
+from humanos_bridge_local.sandbox.validation import VersionError
 from humanos_bridge_local.senders import generate_sender_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -382,6 +383,16 @@ class LocalStack:
             str(options.mapping.resolve()) if options.mapping else resources.function_variable(INGEST, "MAPPING_FILE")
         )
         self.mapping = load_mapping(mapping_file)
+        if self.sandbox is not None:
+            # Humanos pins a version to each key when it is made: pin the one this bridge sends (empty parameter
+            # = the mapping's), so a call without API-Version, such as a hand-signed curl, reads the same shapes.
+            sent = ""
+            with contextlib.suppress(ConfigError):  # a template without the variable sends the mapping's
+                sent = resources.function_variable(DISPATCHER, "HUMANOS_API_VERSION")
+            try:
+                self.sandbox.pin_api_version(sent or self.mapping.api_version)
+            except VersionError as exc:
+                raise ConfigError(f"HumanosApiVersion: {exc}") from exc
         self.sender_secrets = self._stored_state().get("senders") or generate_sender_secrets(self.mapping)
         resources.secret_strings.update(
             HumanosSecret=self._humanos_secret(), SenderSecret=json.dumps(self.sender_secrets)

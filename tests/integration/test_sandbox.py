@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from humanos_bridge import signing, wire
 from humanos_bridge_local.sandbox import Fault, Sandbox
+from humanos_bridge_local.sandbox.validation import VersionError
 
 API_KEY = "test-api-key"
 SECRET = "test-signature-secret"
@@ -230,21 +232,60 @@ def test_compact_signature_accepts_spaced_bytes_of_the_same_json(http: urllib3.P
 @pytest.mark.parametrize(
     ("api_version", "message"),
     [
-        (None, "API-Version header is required (a date such as 2026-09-01)"),
         ("2099-01-01", "API-Version 2099-01-01 is in the future"),
         ("2026/05/17", "API-Version must be a date in YYYY-MM-DD format"),
         ("2026-02-30", "API-Version must be a date in YYYY-MM-DD format"),
         ("2025-12-31", "API-Version 2025-12-31 is not supported; the earliest is 2026-05-17"),
     ],
-    ids=["missing", "future", "format", "impossible-date", "too-old"],
+    ids=["future", "format", "impossible-date", "too-old"],
 )
 def test_bad_api_version_is_refused(
     http: urllib3.PoolManager, sandbox: Sandbox, api_version: str | None, message: str
 ) -> None:
-    """Every call needs a usable API-Version; otherwise 400 naming the header."""
+    """An API-Version that is sent must be usable; otherwise 400 naming the header."""
     response = call(http, sandbox, "GET", "/request", api_version=api_version)
     assert response.status == 400
     assert response.json() == error(400, message, "Bad Request")
+
+
+def test_without_api_version_the_latest_version_a_new_key_gets_applies(
+    http: urllib3.PoolManager, sandbox: Sandbox
+) -> None:
+    """No header: the key's pinned version, by default the latest (Humanos gives it to new keys), bodies and all."""
+    assert sandbox.pinned_api_version == V3
+    assert call(http, sandbox, "GET", "/request", api_version=None).status == 200
+    refused = create(http, sandbox, valid_body(), api_version=None)
+    assert refused.json() == error(400, ["property contacts should not exist", "users must be an array"], "Bad Request")
+    assert create(http, sandbox, users_body(), api_version=None).status == 201
+    assert sandbox.created[0]["apiVersion"] == V3
+
+
+def test_a_key_pinned_to_an_older_version_serves_calls_without_the_header_under_it(http: urllib3.PoolManager) -> None:
+    """pinned_api_version is the key's version: a date between versions selects the latest not after it."""
+    with Sandbox(API_KEY, SECRET, pinned_api_version="2026-07-01") as sb:
+        assert sb.pinned_api_version == V1
+        assert create(http, sb, valid_body(), api_version=None).status == 201
+        assert create(http, sb, users_body(), api_version=V3).status == 201  # a header still wins
+        assert [r["apiVersion"] for r in sb.created] == [V1, V3]
+        assert sb.pin_api_version(V2) == V2
+        assert create(http, sb, users_body(), api_version=None).status == 201
+        assert sb.created[-1]["apiVersion"] == V2
+
+
+@pytest.mark.parametrize(
+    ("pinned", "message"),
+    [
+        ("2099-01-01", "API-Version 2099-01-01 is in the future"),
+        ("May 2026", "API-Version must be a date in YYYY-MM-DD format"),
+        ("  ", "a pinned API version must be a date such as 2026-09-01"),
+    ],
+)
+def test_a_pinned_version_humanos_could_not_give_a_key_is_refused(pinned: str, message: str) -> None:
+    """Pinning checks the date as the header is checked, when the sandbox is made and when it is changed."""
+    with pytest.raises(VersionError, match=f"^{message}$"):
+        Sandbox(API_KEY, SECRET, pinned_api_version=pinned)
+    with pytest.raises(VersionError, match=f"^{message}$"):
+        Sandbox(API_KEY, SECRET).pin_api_version(pinned)
 
 
 @pytest.mark.parametrize(
@@ -331,6 +372,14 @@ LEVEL_RULE = (
             ],
         ),
         (valid_body(credentials=["consent"]), ["credentials.0 must be an object"]),
+        (
+            valid_body(credentials=[{"type": "POLICY", "name": "a", "maxExecutions": n} for n in (0, 1.5, "2")]),
+            [
+                "credentials.0.maxExecutions must not be less than 1",
+                "credentials.1.maxExecutions must be an integer number",
+                "credentials.2.maxExecutions must be an integer number",
+            ],
+        ),
         (valid_body(securityLevel="HIGH"), [LEVEL_RULE]),
         (valid_body(internalId=42), ["internalId must be a string"]),
         ([valid_body()], ["request body must be a JSON object"]),
@@ -660,55 +709,233 @@ def test_rotation_with_grace_accepts_both_until_it_ends(
 # -------------------------------------------------------------------- other endpoints
 
 
+def ids_of(response: urllib3.BaseHTTPResponse) -> list[str]:
+    return [item["id"] for item in response.json()["data"]]
+
+
 def test_list_by_internal_id_pages_results(http: urllib3.PoolManager, sandbox: Sandbox) -> None:
     """GET /request?internalId= finds only that reference, pageSize at a time, pageIndex from 0."""
-    for internal_id in ["order-7", "order-8", "order-7", "order-7"]:
-        create(http, sandbox, valid_body(internalId=internal_id))
-    first = call(http, sandbox, "GET", "/request?internalId=order-7&pageIndex=0&pageSize=2").json()
-    second = call(http, sandbox, "GET", "/request?internalId=order-7&pageIndex=1&pageSize=2").json()
-    expected = [r for r in sandbox.created if r["internalId"] == "order-7"]
-    assert (first["totalPages"], second["totalPages"]) == (2, 2)
-    assert first["data"] + second["data"] == expected
+    for n in range(12):
+        create(http, sandbox, valid_body(internalId="order-8" if n % 4 == 1 else "order-7"))
+    expected = [r["id"] for r in sandbox.created if r["internalId"] == "order-7"]
+    pages = [call(http, sandbox, "GET", f"/request?internalId=order-7&pageIndex={i}&pageSize=5") for i in range(3)]
+    assert [p.json()["totalPages"] for p in pages] == [2, 2, 2]
+    assert [len(ids_of(p)) for p in pages] == [5, 4, 0]
+    assert ids_of(pages[0]) + ids_of(pages[1]) == expected
     none = call(http, sandbox, "GET", "/request?internalId=unknown").json()
     assert none == {"data": [], "totalPages": 0}
 
 
-def test_list_refuses_bad_paging(http: urllib3.PoolManager, sandbox: Sandbox) -> None:
-    """Paging parameters are validated like a NestJS DTO."""
-    response = call(http, sandbox, "GET", "/request?pageIndex=x&pageSize=500")
+def test_list_items_show_the_request_not_the_sandbox_record(http: urllib3.PoolManager, sandbox: Sandbox) -> None:
+    """Each item is Humanos's RequestEntity: no body, key or version of the sandbox's own record, and every
+    subject with its identityStatus (kyc only where the request asks for an identity check)."""
+    create(http, sandbox, valid_body(name="Onboarding", language="ENG"))
+    create(http, sandbox, valid_body(securityLevel="HUMANOS_KYC", internalId="order-2"))
+    first, second = call(http, sandbox, "GET", "/request").json()["data"]
+    [stored, _] = sandbox.created
+    assert first == {
+        "id": stored["id"],
+        "name": "Onboarding",
+        "securityLevel": "CONTACT",
+        "language": "ENG",
+        "redirectUrl": None,
+        "internalId": "order-1",
+        "subjects": [
+            {"id": stored["subjects"][0]["id"], "contact": "ana@example.com", "identityStatus": "NONE"},
+            {"id": stored["subjects"][1]["id"], "contact": "+351912345678", "identityStatus": "NONE"},
+        ],
+        "credentials": [
+            {
+                "id": stored["credentials"][0]["id"],
+                "name": "Group grp-onboarding",
+                "description": None,
+                "internalId": None,
+                "resourceType": "DOCUMENT",
+                "status": "DRAFT",
+            }
+        ],
+        "createdAt": stored["createdAt"],
+        "canceledAt": None,
+    }
+    assert stored["credentials"][0]["id"].startswith("urn:via:credential:")
+    assert [s["kyc"] for s in second["subjects"]] == ["PENDING", "PENDING"]
+
+
+def test_list_filters_combine(http: urllib3.PoolManager, sandbox: Sandbox) -> None:
+    """search (names, any case), subject (contact or id), securityLevel (repeated) and internalId each narrow
+    the list; given together, a request must pass them all."""
+    create(http, sandbox, valid_body(name="Welcome pack", internalId="a"))
+    create(http, sandbox, valid_body(contacts=["bo@example.org"], securityLevel="HUMANOS_KYC", internalId="b"))
+    create(http, sandbox, valid_body(groupIds=None, credentials=[{"type": "JSON", "name": "Terms 2026"}]))
+    a, b, c = (r["id"] for r in sandbox.created)
+    bo = sandbox.created[1]["subjects"][0]["id"]
+
+    def listed(query: str) -> list[str]:
+        return ids_of(call(http, sandbox, "GET", f"/request?{query}"))
+
+    assert listed("search=WELCOME") == [a]
+    assert listed("search=terms") == [c]  # a credential's name counts too
+    assert listed("subject=%2B351912345678") == [a, c]
+    assert listed(f"subject={bo}") == [b]
+    assert listed("securityLevel=HUMANOS_KYC") == [b]
+    assert listed("securityLevel=HUMANOS_KYC&securityLevel=CONTACT") == [a, b, c]
+    assert listed("securityLevel=CONTACT&subject=ana%40example.com&search=pack") == [a]
+
+
+def test_list_filters_by_creation_day(http: urllib3.PoolManager, sandbox: Sandbox) -> None:
+    """dateFrom and dateTo are whole UTC days, whatever the time or offset sent with them."""
+    create(http, sandbox)
+    day = sandbox.created[0]["createdAt"][:10]
+    created = datetime.fromisoformat(day)
+    before, after = ((created + timedelta(days=d)).date().isoformat() for d in (-1, 1))
+
+    def count(query: str) -> int:
+        return len(ids_of(call(http, sandbox, "GET", f"/request?{query}")))
+
+    assert count(f"dateFrom={day}T23%3A59%3A59.000000%2B0000&dateTo={day}T00%3A00%3A00.000000%2B0000") == 1
+    assert count(f"dateFrom={before}&dateTo={before}") == 0
+    assert count(f"dateFrom={after}") == 0
+    assert count(f"dateFrom={before}") == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "messages"),
+    [
+        ("pageIndex=x&pageSize=500", ["pageIndex must be an integer number", "pageSize must not be greater than 100"]),
+        ("pageIndex=-1&pageSize=4", ["pageIndex must be an integer number", "pageSize must not be less than 5"]),
+        ("search=" + "x" * 101, ["search must be shorter than or equal to 100 characters"]),
+        ("internalId=a&internalId=b", ["internalId must be a string"]),
+        (
+            "securityLevel=CONTACT&securityLevel=HIGH",
+            [f"each value in {LEVEL_RULE}"],
+        ),
+        ("dateFrom=yesterday", ["dateFrom must be a valid ISO 8601 date string"]),
+        ("dateTo=2026-05-01", ["dateFrom should not be empty when dateTo is given"]),
+    ],
+    ids=["paging", "page-bounds", "search-length", "repeated", "level", "date", "dateTo-alone"],
+)
+def test_list_refuses_a_query_the_dto_refuses(
+    http: urllib3.PoolManager, sandbox: Sandbox, query: str, messages: list[str]
+) -> None:
+    """The list's query is validated like a NestJS DTO: pageSize 5 to 100, as the official SDK declares."""
+    response = call(http, sandbox, "GET", f"/request?{query}")
     assert response.status == 400
-    assert response.json() == error(
-        400, ["pageIndex must be an integer number", "pageSize must not be greater than 100"], "Bad Request"
-    )
+    assert response.json() == error(400, messages, "Bad Request")
 
 
-def test_get_by_id_returns_the_stored_record(http: urllib3.PoolManager, sandbox: Sandbox) -> None:
-    """GET /request/{id} answers the full stored record; an unknown id gets 404."""
-    request_id = create(http, sandbox).json()["id"]
-    response = call(http, sandbox, "GET", f"/request/{request_id}")
-    assert response.status == 200
-    assert response.json() == sandbox.created[0]
+def test_get_by_id_answers_the_request_detail(http: urllib3.PoolManager, sandbox: Sandbox) -> None:
+    """GET /request/{id} answers RequestDetailEntity: each subject with its contacts and what the organisation
+    submitted, each credential with its (draft, unsigned) W3C credential. An unknown id gets 404."""
+    body = users_body(users=[{"contact": "ana@example.com", "secondaryContact": "+351912345678"}])
+    request_id = create(http, sandbox, body, api_version=V3).json()["id"]
+    detail = call(http, sandbox, "GET", f"/request/{request_id}", api_version=V3).json()
+    [stored] = sandbox.created
+    [subject] = detail["subjects"]
+    assert subject == {
+        "contacts": [{"id": stored["subjects"][0]["contactId"], "contact": "ana@example.com"}],
+        "organization": {"contacts": ["ana@example.com", "+351912345678"]},
+        "createdAt": stored["createdAt"],
+        "id": stored["subjects"][0]["id"],
+        "contact": "ana@example.com",
+        "identityStatus": "NONE",
+        "secondaryContact": "+351912345678",
+    }
+    [credential] = detail["credentials"]
+    assert (credential["status"], credential["inactiveAt"], credential["executionsRemaining"]) == ("DRAFT", None, None)
+    assert credential["w3cCredential"]["specVersion"] == "0.2"
+    assert credential["w3cCredential"]["evidence"] == []
+    assert (detail["id"], detail["canceledAt"], detail["internalId"]) == (request_id, None, "order-1")
     missing = call(http, sandbox, "GET", "/request/ffffffffffffffffffffffff")
     assert missing.status == 404
     assert missing.json() == error(404, "Request not found", "Not Found")
 
 
-def test_delete_cancels_the_request(http: urllib3.PoolManager, sandbox: Sandbox) -> None:
-    """DELETE /request/{id} removes it; a second delete and later reads get 404."""
+@pytest.mark.parametrize("method", ["GET", "DELETE", "PATCH"])
+def test_a_request_id_that_is_no_object_id_is_refused(http: urllib3.PoolManager, sandbox: Sandbox, method: str) -> None:
+    """Request ids are MongoDB ObjectIds; anything else is a 400, before any look-up."""
+    path = "/request/resend/order-1?contact=a%40b.co" if method == "PATCH" else "/request/order-1"
+    response = call(http, sandbox, method, path)
+    assert response.status == 400
+    assert response.json() == error(400, ["requestId must be a mongodb id"], "Bad Request")
+
+
+def test_delete_cancels_the_request_and_keeps_it(http: urllib3.PoolManager, sandbox: Sandbox) -> None:
+    """DELETE /request/{id} answers 201 {success: true}; the request stays, with canceledAt, and cannot be
+    canceled twice."""
     request_id = create(http, sandbox).json()["id"]
-    assert call(http, sandbox, "DELETE", f"/request/{request_id}").status == 200
-    assert call(http, sandbox, "DELETE", f"/request/{request_id}").status == 404
-    assert call(http, sandbox, "GET", f"/request/{request_id}").status == 404
-    assert sandbox.created == []
+    canceled = call(http, sandbox, "DELETE", f"/request/{request_id}")
+    assert (canceled.status, canceled.json()) == (201, {"success": True})
+    again = call(http, sandbox, "DELETE", f"/request/{request_id}")
+    assert again.json() == error(400, "Request is already canceled", "Bad Request")
+    [stored] = sandbox.created
+    assert stored["canceledAt"] is not None
+    [listed] = call(http, sandbox, "GET", "/request").json()["data"]
+    assert listed["canceledAt"] == stored["canceledAt"]
+    unknown = call(http, sandbox, "DELETE", "/request/ffffffffffffffffffffffff")
+    assert unknown.json() == error(404, "Request not found", "Not Found")
+
+
+@pytest.mark.parametrize(
+    ("api_version", "status", "extra"),
+    [
+        (V1, "CANCELED", {}),
+        (V2, "CANCELED", {}),
+        (V3, "INACTIVE", {"executionsRemaining": 3}),
+    ],
+)
+def test_a_canceled_request_reads_in_each_versions_shapes(
+    http: urllib3.PoolManager, sandbox: Sandbox, api_version: str, status: str, extra: dict[str, Any]
+) -> None:
+    """One stored request, read under each version: statuses, executionsRemaining and the W3C credential's
+    evidence keys are the version's, not the creating call's."""
+    credential = {"type": "POLICY", "name": "Spend up to 50", "maxExecutions": 3, "description": "Card"}
+    request_id = create(http, sandbox, valid_body(groupIds=None, credentials=[credential])).json()["id"]
+    call(http, sandbox, "DELETE", f"/request/{request_id}")
+    canceled_at = sandbox.created[0]["canceledAt"]
+
+    [shown] = call(http, sandbox, "GET", f"/request/{request_id}", api_version=api_version).json()["credentials"]
+    [listed] = call(http, sandbox, "GET", "/request", api_version=api_version).json()["data"][0]["credentials"]
+
+    assert (shown["status"], listed["status"]) == (status, status)
+    assert (shown["resourceType"], shown["description"]) == ("POLICY", "Card")
+    assert {k: shown[k] for k in extra} == extra
+    if api_version == V3:
+        assert shown["inactiveAt"] == canceled_at
+        assert {"specVersion", "evidence"} <= set(shown["w3cCredential"])
+    else:
+        assert not {"inactiveAt", "executionsRemaining"} & set(shown)
+        assert {"evidences", "proofs"} <= set(shown["w3cCredential"])
+        assert "specVersion" not in shown["w3cCredential"]
+
+
+def test_a_person_keeps_one_id_across_requests(http: urllib3.PoolManager, sandbox: Sandbox) -> None:
+    """Humanos knows a person by their contact: two requests naming ana@example.com show the same subject id."""
+    create(http, sandbox)
+    create(http, sandbox, valid_body(contacts=["ana@example.com"], internalId="order-2"))
+    first, second = sandbox.created
+    assert second["subjects"][0]["id"] == first["subjects"][0]["id"]
+    assert second["subjects"][0]["registeredAt"] == first["createdAt"]
+
+
+@pytest.mark.parametrize(("api_version", "shown"), [(V1, {"code", "link"}), (V3, {"link"})])
+def test_an_organisation_delivering_its_codes_gets_them_in_the_answer(
+    http: urllib3.PoolManager, api_version: str, shown: set[str]
+) -> None:
+    """Up to 2026-07-07 each subject comes back with its code and link; from 2026-09-01 with the link only."""
+    body = valid_body() if api_version == V1 else users_body()
+    with Sandbox(API_KEY, SECRET, delivers_codes=True) as sb:
+        subjects = create(http, sb, body, api_version=api_version).json()["subjects"]
+    assert all(set(subject) - {"contact", "id"} == shown for subject in subjects)
 
 
 def test_resend_is_bodyless_and_signed_over_the_timestamp(http: urllib3.PoolManager, sandbox: Sandbox) -> None:
-    """PATCH /request/resend/{id}?contact= carries no body; signing '{}' instead is refused."""
+    """PATCH /request/resend/{id}?contact= carries no body and answers 201 {success: true}; signing '{}' instead
+    is refused."""
     request_id = create(http, sandbox).json()["id"]
     path = f"/request/resend/{request_id}?contact=%2B351912345678"
     response = call(http, sandbox, "PATCH", path)
-    assert response.status == 200
-    assert response.json() == {"id": request_id, "resent": True}
+    assert response.status == 201
+    assert response.json() == {"success": True}
     assert sandbox.calls[-1].body == b""
     assert sandbox.created[0]["resends"][0]["contact"] == "+351912345678"
     # Signed as if the body were "{}", but sent without a body: the signed strings differ.
@@ -720,21 +947,45 @@ def test_resend_is_bodyless_and_signed_over_the_timestamp(http: urllib3.PoolMana
     assert refused.json() == error(401, "Invalid signature", "Unauthorized")
 
 
+def test_resend_names_its_subject_by_id_and_a_key_sends_once(http: urllib3.PoolManager, sandbox: Sandbox) -> None:
+    """The subject may be named by its id; a retry with the same Idempotency-Key does not send the code again,
+    and the key cannot be reused for another subject."""
+    request_id = create(http, sandbox).json()["id"]
+    ana, other = (s["id"] for s in sandbox.created[0]["subjects"])
+    path = f"/request/resend/{request_id}"
+    key = {"Idempotency-Key": "resend-1"}
+    assert [call(http, sandbox, "PATCH", f"{path}?id={ana}", headers=key).status for _ in range(2)] == [201, 201]
+    assert [r["contact"] for r in sandbox.created[0]["resends"]] == ["ana@example.com"]
+    conflict = call(http, sandbox, "PATCH", f"{path}?id={other}", headers=key)
+    assert conflict.json() == error(409, "Idempotency-Key already used to resend to another subject", "Conflict")
+
+
 @pytest.mark.parametrize(
     ("query", "status", "message"),
     [
-        ("", 400, ["contact should not be empty"]),
-        ("?contact=other%40example.com", 404, "Contact not found in this request"),
+        ("", 400, ["exactly one of contact, id, internalId must be given"]),
+        ("?contact=ana%40example.com&id=x", 400, ["exactly one of contact, id, internalId must be given"]),
+        ("?contact=other%40example.com", 404, "Subject not found in this request"),
+        ("?internalId=emp-1", 404, "Subject not found in this request"),
     ],
 )
-def test_resend_refuses_missing_or_foreign_contact(
+def test_resend_refuses_missing_or_foreign_subject(
     http: urllib3.PoolManager, sandbox: Sandbox, query: str, status: int, message: str | list[str]
 ) -> None:
-    """Resend needs a contact of that request."""
+    """Resend needs exactly one way of naming a subject of that request."""
     request_id = create(http, sandbox).json()["id"]
     response = call(http, sandbox, "PATCH", f"/request/resend/{request_id}{query}")
     assert response.status == status
     assert response.json() == error(status, message, "Bad Request" if status == 400 else "Not Found")
+
+
+def test_resend_of_a_canceled_request_is_refused(http: urllib3.PoolManager, sandbox: Sandbox) -> None:
+    """Once canceled, nobody is sent a code again."""
+    request_id = create(http, sandbox).json()["id"]
+    call(http, sandbox, "DELETE", f"/request/{request_id}")
+    response = call(http, sandbox, "PATCH", f"/request/resend/{request_id}?contact=ana%40example.com")
+    assert response.json() == error(400, "Request is canceled", "Bad Request")
+    assert sandbox.created[0]["resends"] == []
 
 
 def test_unknown_route_is_404_like_express(http: urllib3.PoolManager, sandbox: Sandbox) -> None:

@@ -1,8 +1,9 @@
 """A local HTTP server that behaves like Humanos, for tests and local runs.
 
 It verifies ``Authorization``, ``X-Timestamp`` and ``X-Signature`` exactly as documented (the
-signature over its own re-serialisation of the parsed body), enforces ``API-Version``, validates and
-stores ``POST /request`` bodies, honours ``Idempotency-Key``, answers in the NestJS error shape,
+signature over its own re-serialisation of the parsed body), serves each ``API-Version`` (the key's
+pinned one when the header is absent) in that version's answer shapes, validates and stores
+``POST /request`` bodies, honours ``Idempotency-Key``, answers errors in the NestJS shape,
 rate-limits request creations and injects faults (status answers, latency, hangs, dropped
 connections before or after processing). Every call is recorded for tests to assert on::
 

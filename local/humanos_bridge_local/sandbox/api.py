@@ -6,8 +6,13 @@ so the HTTP server (``server.py``) only moves bytes and applies faults.
 Checks run in this order, like guards before pipes in NestJS: unknown route (404), API key (401
 ``Unauthorized``), JSON body (400), timestamp (401 ``Invalid timestamp`` when missing or malformed,
 401 ``Timestamp outside the allowed window`` when stale or in the future), signature (401
-``Invalid signature``), ``API-Version`` (400), then the route: rate limit (429, ``POST /request``
-only), idempotency (replay or 409), body validation (400) and creation (201).
+``Invalid signature``), ``API-Version`` (400; without the header the version pinned to the key
+applies), then the route: rate limit (429, ``POST /request`` only), idempotency (replay or 409),
+body validation (400) and creation (201).
+
+Answers take the shapes of the version the call selects (``shapes``); a stored request keeps the
+body it was created with, so a later call under another version reads it in that version's shapes.
+Cancelling keeps the request (with ``canceledAt``), as Humanos does.
 """
 
 from __future__ import annotations
@@ -20,14 +25,15 @@ import os
 import secrets
 import threading
 import time
+import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from humanos_bridge import signing, wire
 from humanos_bridge.errors import SerialisationError, SignatureError
-from humanos_bridge_local.sandbox import validation
+from humanos_bridge_local.sandbox import listing, shapes, validation
 
 _REASONS = {
     400: "Bad Request",
@@ -45,6 +51,9 @@ _REASONS = {
     504: "Gateway Timeout",
 }
 IDEMPOTENCY_CONFLICT = "Idempotency-Key already used with a different body"
+RESEND_CONFLICT = "Idempotency-Key already used to resend to another subject"
+#: Resend names its subject by exactly one of these query parameters.
+RESEND_SELECTORS = ("contact", "id", "internalId")
 THROTTLED = "ThrottlerException: Too Many Requests"
 _STAMP_REASONS = {"timestamp_missing", "timestamp_malformed"}
 _WINDOW_REASONS = {"timestamp_stale", "timestamp_future"}
@@ -104,6 +113,14 @@ class _Replay(NamedTuple):
     reply: Reply
 
 
+class _Person(NamedTuple):
+    """Someone Humanos has met by a contact: one identifier across every request that names them."""
+
+    id: str
+    contact_id: str
+    registered_at: str
+
+
 class HumanosApi:
     """The sandbox's state and behaviour. Every public method is thread-safe."""
 
@@ -115,12 +132,17 @@ class HumanosApi:
         tolerance_seconds: float,
         rate_limit_per_minute: int | None,
         delivers_codes: bool = False,
+        pinned_api_version: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api_key = api_key
         self.signature_secret = signature_secret
         self.tolerance_seconds = tolerance_seconds
         self.delivers_codes = delivers_codes
+        #: The version calls without ``API-Version`` get: Humanos pins one to each key when it is made.
+        self.pinned_api_version = validation.resolve_pinned(
+            pinned_api_version or validation.LATEST_VERSION, datetime.now(UTC).date()
+        )
         # Times the rate-limit window and the rotation grace period; tests pass a fake one to move time at will.
         self._clock = clock
         self._lock = threading.RLock()
@@ -128,6 +150,8 @@ class HumanosApi:
         self._limiter = RateLimiter(rate_limit_per_minute)
         self._requests: dict[str, dict[str, Any]] = {}
         self._idempotency: dict[str, _Replay] = {}
+        self._resend_keys: dict[str, tuple[str, str]] = {}  # Idempotency-Key -> (request id, subject id)
+        self._people: dict[str, _Person] = {}
 
     # ----------------------------------------------------------------- controls
     def rotate_secret(self, new_secret: str | None, grace_seconds: float) -> str:
@@ -143,15 +167,25 @@ class HumanosApi:
         with self._lock:
             self._limiter = limiter
 
+    def pin_api_version(self, version: str) -> str:
+        """Serve calls without ``API-Version`` under ``version``, as Humanos does under the key's pinned one."""
+        resolved = validation.resolve_pinned(version, datetime.now(UTC).date())
+        with self._lock:
+            self.pinned_api_version = resolved
+        return resolved
+
     def reset(self) -> None:
         with self._lock:
             self._requests.clear()
             self._idempotency.clear()
+            self._resend_keys.clear()
+            self._people.clear()
 
     def forget_idempotency_keys(self) -> None:
         """As Humanos does after its (undocumented) retention: the requests stay, their keys are forgotten."""
         with self._lock:
             self._idempotency.clear()
+            self._resend_keys.clear()
 
     def created(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -159,9 +193,9 @@ class HumanosApi:
 
     # ------------------------------------------------------------------ calls
     def handle(
-        self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str], body: bytes
+        self, method: str, path: str, query: Sequence[tuple[str, str]], headers: Mapping[str, str], body: bytes
     ) -> Reply:
-        """Answer one call. ``headers`` have lower-cased names."""
+        """Answer one call. ``query`` is the (name, value) pairs in order; ``headers`` have lower-cased names."""
         route = _route(method, path)
         if route is None:
             return nest_error(404, f"Cannot {method} {path}")
@@ -182,19 +216,34 @@ class HumanosApi:
         if refusal is not None:
             return refusal
         try:
-            version = validation.resolve_version(headers.get("api-version"), datetime.now(UTC).date())
+            version = validation.resolve_version(
+                headers.get("api-version"), datetime.now(UTC).date(), self.pinned_api_version
+            )
         except validation.VersionError as exc:
             return nest_error(400, str(exc))
+        return self._dispatch(route, version, query, headers.get("idempotency-key"), parsed, canonical)
+
+    def _dispatch(
+        self,
+        route: tuple[str, str],
+        version: str,
+        query: Sequence[tuple[str, str]],
+        key: str | None,
+        parsed: Any,
+        canonical: bytes | None,
+    ) -> Reply:
         name, request_id = route
         if name == "create":
-            return self._create(parsed, canonical, version, headers.get("idempotency-key"))
+            return self._create(parsed, canonical, version, key)
         if name == "list":
-            return self._list(query)
+            return self._list(query, version)
+        if not validation.is_object_id(request_id):
+            return nest_error(400, ["requestId must be a mongodb id"])
         if name == "get":
-            return self._get(request_id)
+            return self._get(request_id, version)
         if name == "delete":
             return self._delete(request_id)
-        return self._resend(request_id, query)
+        return self._resend(request_id, query, key)
 
     def _key_matches(self, authorization: str) -> bool:
         expected = f"Bearer {self.api_key}".encode()
@@ -238,47 +287,105 @@ class HumanosApi:
             errors = validation.validate_create(body, version)
             if errors:
                 return nest_error(400, errors)  # a refused body does not consume the key
-            record = _new_record(body, version, key, with_codes=self.delivers_codes)
+            record = self._new_record(body, version, key)
             self._requests[record["id"]] = record
-            reply = Reply(201, {key_: copy.deepcopy(record[key_]) for key_ in ("id", "credentials", "subjects")})
+            reply = Reply(201, shapes.created(record, version))
             if key is not None:
                 self._idempotency[key] = _Replay(sent, reply)
             return Reply(reply.status, copy.deepcopy(reply.payload))
 
-    def _list(self, query: Mapping[str, str]) -> Reply:
-        errors: list[str] = []
-        page_index = _int_param(query, "pageIndex", 0, minimum=0, errors=errors)
-        page_size = _int_param(query, "pageSize", 10, minimum=1, errors=errors, maximum=100)
-        if errors:
-            return nest_error(400, errors)
-        internal_id = query.get("internalId")
+    def _list(self, query: Sequence[tuple[str, str]], version: str) -> Reply:
+        try:
+            wanted = listing.parse(query)
+        except listing.QueryError as exc:
+            return nest_error(400, exc.messages)
+        start = wanted.page_index * wanted.page_size
         with self._lock:
-            found = [r for r in self._requests.values() if internal_id is None or r["internalId"] == internal_id]
-            page = copy.deepcopy(found[page_index * page_size : (page_index + 1) * page_size])
-        return Reply(200, {"data": page, "totalPages": math.ceil(len(found) / page_size)})
+            found = [r for r in self._requests.values() if wanted.matches(r)]
+            page = [shapes.listed(r, version) for r in found[start : start + wanted.page_size]]
+        return Reply(200, {"data": copy.deepcopy(page), "totalPages": math.ceil(len(found) / wanted.page_size)})
 
-    def _get(self, request_id: str) -> Reply:
-        with self._lock:
-            record = self._requests.get(request_id)
-            return Reply(200, copy.deepcopy(record)) if record else nest_error(404, "Request not found")
-
-    def _delete(self, request_id: str) -> Reply:
-        with self._lock:
-            record = self._requests.pop(request_id, None)
-        return Reply(200, record) if record else nest_error(404, "Request not found")
-
-    def _resend(self, request_id: str, query: Mapping[str, str]) -> Reply:
-        contact = query.get("contact")
-        if not contact:
-            return nest_error(400, ["contact should not be empty"])
+    def _get(self, request_id: str, version: str) -> Reply:
         with self._lock:
             record = self._requests.get(request_id)
             if record is None:
                 return nest_error(404, "Request not found")
-            if all(subject["contact"] != contact for subject in record["subjects"]):
-                return nest_error(404, "Contact not found in this request")
-            record["resends"].append({"contact": contact, "at": _iso_now()})
-        return Reply(200, {"id": request_id, "resent": True})
+            return Reply(200, copy.deepcopy(shapes.detail(record, version)))
+
+    def _delete(self, request_id: str) -> Reply:
+        with self._lock:
+            record = self._requests.get(request_id)
+            if record is None:
+                return nest_error(404, "Request not found")
+            if record["canceledAt"] is not None:
+                return nest_error(400, "Request is already canceled")
+            record["canceledAt"] = _iso_now()
+        return Reply(201, shapes.success())
+
+    def _resend(self, request_id: str, query: Sequence[tuple[str, str]], key: str | None) -> Reply:
+        given = [(name, value) for name, value in query if name in RESEND_SELECTORS and value]
+        if len(given) != 1:
+            return nest_error(400, [f"exactly one of {', '.join(RESEND_SELECTORS)} must be given"])
+        [(selector, value)] = given
+        with self._lock:
+            record = self._requests.get(request_id)
+            if record is None:
+                return nest_error(404, "Request not found")
+            if record["canceledAt"] is not None:
+                return nest_error(400, "Request is canceled")
+            subject = next((s for s in record["subjects"] if s.get(selector) == value), None)
+            if subject is None:
+                return nest_error(404, "Subject not found in this request")
+            target = (request_id, subject["id"])
+            if key is not None and key in self._resend_keys:
+                # The code went out once for this key: a retry must not message the person again.
+                return (
+                    Reply(201, shapes.success())
+                    if self._resend_keys[key] == target
+                    else nest_error(409, RESEND_CONFLICT)
+                )
+            record["resends"].append({"contact": subject["contact"], "at": _iso_now()})
+            if key is not None:
+                self._resend_keys[key] = target
+        return Reply(201, shapes.success())
+
+    def _new_record(self, body: dict[str, Any], version: str, key: str | None) -> dict[str, Any]:
+        request_id = object_id()
+        created_at = _iso_now()
+        subjects = [self._subject(user, created_at) for user in validation.users_of(body, version)]
+        if self.delivers_codes:
+            # The organisation delivers the codes itself: Humanos hands each subject's code and link to the caller.
+            for subject in subjects:
+                subject["code"] = f"{secrets.randbelow(10**6):06d}"
+                subject["link"] = f"https://sandbox.humanos.invalid/r/{request_id}/{subject['id']}"
+        return {
+            "id": request_id,
+            "internalId": body.get("internalId"),
+            "name": body.get("name"),
+            "securityLevel": body.get("securityLevel", "CONTACT"),
+            "apiVersion": version,
+            "idempotencyKey": key,
+            "createdAt": created_at,
+            "canceledAt": None,
+            "credentials": _credentials(body),
+            "subjects": subjects,
+            "resends": [],
+            "body": copy.deepcopy(body),
+        }
+
+    def _subject(self, user: dict[str, Any], now: str) -> dict[str, Any]:
+        """A subject of a new request: the person already met by this contact, or a new one."""
+        contact = str(user["contact"])
+        person = self._people.setdefault(contact, _Person(object_id(), object_id(), now))
+        subject: dict[str, Any] = {
+            "contact": contact,
+            "id": person.id,
+            "contactId": person.contact_id,
+            "registeredAt": person.registered_at,
+        }
+        if isinstance(user.get("secondaryContact"), str):
+            subject["secondaryContact"] = user["secondaryContact"]
+        return subject
 
 
 def _route(method: str, path: str) -> tuple[str, str] | None:
@@ -294,53 +401,28 @@ def _route(method: str, path: str) -> tuple[str, str] | None:
     return None
 
 
-def _int_param(
-    query: Mapping[str, str], name: str, default: int, *, minimum: int, errors: list[str], maximum: int | None = None
-) -> int:
-    text = query.get(name)
-    if text is None or text == "":
-        return default
-    if not text.isascii() or not text.isdigit():
-        errors.append(f"{name} must be an integer number")
-        return default
-    value = int(text)
-    if value < minimum:
-        errors.append(f"{name} must not be less than {minimum}")
-    if maximum is not None and value > maximum:
-        errors.append(f"{name} must not be greater than {maximum}")
-    return value
-
-
 def _iso_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _new_record(body: dict[str, Any], version: str, key: str | None, *, with_codes: bool) -> dict[str, Any]:
-    credentials = [
-        *({"id": object_id(), "name": f"Group {group}", "internalId": None} for group in body.get("groupIds") or []),
-        *({"id": object_id(), "name": f"Resource {res}", "internalId": None} for res in body.get("resourcesIds") or []),
+def _credentials(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """One credential per group id, resource id and inline credential, in that order."""
+    unnamed = {"internalId": None, "description": None, "resourceType": shapes.CATALOGUE_RESOURCE_TYPE}
+    made: list[dict[str, Any]] = [
+        *({**unnamed, "name": f"Group {group}"} for group in body.get("groupIds") or []),
+        *({**unnamed, "name": f"Resource {resource}"} for resource in body.get("resourcesIds") or []),
         *(
-            {"id": object_id(), "name": cred["name"], "internalId": cred.get("internalId")}
-            for cred in body.get("credentials") or []
+            {
+                "name": inline["name"],
+                "internalId": inline.get("internalId"),
+                "description": inline.get("description"),
+                "resourceType": inline["type"],
+                "validFrom": inline.get("validFrom"),
+                "validUntil": inline.get("validUntil"),
+                "maxExecutions": None if inline.get("maxExecutions") is None else int(inline["maxExecutions"]),
+            }
+            for inline in body.get("credentials") or []
         ),
     ]
-    request_id = object_id()
-    subjects = [{"contact": c, "id": object_id()} for c in validation.contacts_of(body, version)]
-    if with_codes:
-        # The organisation delivers the codes itself: Humanos hands each subject's code and link to the caller.
-        for subject in subjects:
-            subject["code"] = f"{secrets.randbelow(10**6):06d}"
-            subject["link"] = f"https://sandbox.humanos.invalid/r/{request_id}/{subject['id']}"
-    return {
-        "id": request_id,
-        "internalId": body.get("internalId"),
-        "name": body.get("name"),
-        "securityLevel": body.get("securityLevel", "CONTACT"),
-        "apiVersion": version,
-        "idempotencyKey": key,
-        "createdAt": _iso_now(),
-        "credentials": credentials,
-        "subjects": subjects,
-        "resends": [],
-        "body": copy.deepcopy(body),
-    }
+    # Credentials are named by URN, unlike requests (ObjectIds).
+    return [{"id": f"urn:via:credential:{uuid.uuid4()}", "maxExecutions": None, **credential} for credential in made]

@@ -33,6 +33,7 @@ class RecordedCall:
 
     method: str
     path: str
+    #: The query parameters; a repeated one holds its last value.
     query: dict[str, str]
     #: Header names lower-cased. Holds the credentials as sent: this is a test double's record.
     headers: dict[str, str]
@@ -99,10 +100,12 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {name.lower(): value for name, value in self.headers.items()}
         body, refusal = self._read_body()
         sequence = sandbox._next_sequence()
+        # Pairs, not a dict: the list filters take a parameter several times (securityLevel=A&securityLevel=B).
+        pairs = parse_qsl(url.query, keep_blank_values=True)
         call = RecordedCall(
             method=self.command,
             path=url.path,
-            query=dict(parse_qsl(url.query, keep_blank_values=True)),
+            query=dict(pairs),
             headers=headers,
             body=body,
             status=0,
@@ -122,7 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None and fault.kind in (faults.LATENCY, faults.HANG) and sandbox._pause(fault.seconds):
                 self._drop(call, label)  # the sandbox stopped while this call was waiting
                 return
-            reply = sandbox._api.handle(self.command, url.path, call.query, headers, body)
+            reply = sandbox._api.handle(self.command, url.path, pairs, headers, body)
             if fault is not None and fault.kind == faults.DROP_AFTER_PROCESSING:
                 self._drop(call, label)
             else:
@@ -187,7 +190,11 @@ class Sandbox:
         Called with every ``RecordedCall`` as it is recorded (the CLI prints one line per call).
     delivers_codes
         Answer each created request's subjects with a ``code`` and ``link``, as Humanos does for an
-        organisation that delivers the codes itself.
+        organisation that delivers the codes itself (from 2026-09-01 the ``link`` only).
+    pinned_api_version
+        The version pinned to the API key, which calls without an ``API-Version`` header get (a date;
+        one between versions selects the latest not after it). Default: the latest version, as Humanos
+        gives new keys.
     clock
         Seconds, for the rate-limit window and the rotation grace period; a test passes a fake clock
         and moves it instead of waiting. ``X-Timestamp`` is checked against the wall clock, as on Humanos.
@@ -205,6 +212,7 @@ class Sandbox:
         *,
         on_call: Callable[[RecordedCall], None] | None = None,
         delivers_codes: bool = False,
+        pinned_api_version: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._api = HumanosApi(
@@ -213,6 +221,7 @@ class Sandbox:
             tolerance_seconds=tolerance_seconds,
             rate_limit_per_minute=rate_limit_per_minute,
             delivers_codes=delivers_codes,
+            pinned_api_version=pinned_api_version,
             clock=clock,
         )
         self._faults = FaultPlan(seed)
@@ -302,8 +311,17 @@ class Sandbox:
             return self._pending
 
     @property
+    def pinned_api_version(self) -> str:
+        """The version calls without ``API-Version`` are served under."""
+        return self._api.pinned_api_version
+
+    @property
     def created(self) -> list[dict[str, Any]]:
-        """Stored requests in creation order, each as ``GET /request/{id}`` returns it (deleted ones leave)."""
+        """Stored requests in creation order, canceled ones included (``canceledAt`` set).
+
+        The sandbox's own record, not an answer: it holds ``body`` as sent, ``apiVersion`` (the version
+        it was created under), ``idempotencyKey`` and ``resends`` beside what the answers show.
+        """
         return self._api.created()
 
     # -------------------------------------------------------------- controls
@@ -344,8 +362,13 @@ class Sandbox:
         """Humanos no longer remembers any Idempotency-Key: a repeated key creates a new request."""
         self._api.forget_idempotency_keys()
 
+    def pin_api_version(self, version: str) -> str:
+        """Serve calls without ``API-Version`` under ``version`` from now on; returns the version it selects."""
+        return self._api.pin_api_version(version)
+
     def reset(self) -> None:
-        """Forget calls, stored requests, idempotency records and faults; keep credentials and rate limit."""
+        """Forget calls, stored requests, the people met, idempotency records and faults; keep the credentials,
+        rate limit and pinned version."""
         self._faults.clear()
         self._api.reset()
         with self._calls_lock:

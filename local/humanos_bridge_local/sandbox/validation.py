@@ -13,6 +13,8 @@ from typing import Any
 
 #: Versions the sandbox knows, oldest first. A date in between means the latest one not after it.
 SUPPORTED_VERSIONS = ("2026-05-17", "2026-07-07", "2026-09-01")
+#: What a new API key is pinned to when nothing else is said: Humanos gives new keys the latest version.
+LATEST_VERSION = SUPPORTED_VERSIONS[-1]
 #: From this version on, ``users: [{contact, ...}]`` replaces ``contacts``.
 USERS_SINCE = "2026-07-07"
 SECURITY_LEVELS = ("CONTACT", "ORGANIZATION_KYC", "HUMANOS_KYC", "HUMANOS_REVALIDATION")
@@ -24,19 +26,24 @@ STRING_FIELDS = ("name", "language", "redirectUrl", "internalId", "pubKey")
 USER_STRING_FIELDS = ("docId", "language", "signerQuality")
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 _PHONE = re.compile(r"^\+\d{8,15}$")
 _CONTACT_RULE = "must be a valid e-mail or international phone number"
 
 
 class VersionError(ValueError):
-    """The ``API-Version`` header is missing, malformed, in the future or too old."""
+    """The ``API-Version`` header (or a key's pinned version) is malformed, in the future or too old."""
 
 
-def resolve_version(header: str | None, today: date) -> str:
-    """Map an ``API-Version`` header to the supported version it selects."""
+def resolve_version(header: str | None, today: date, pinned: str) -> str:
+    """Map an ``API-Version`` header to the supported version it selects.
+
+    Without the header the version pinned to the API key applies, as on Humanos (``pinned`` was
+    resolved when the key was made, so it is one of ``SUPPORTED_VERSIONS``).
+    """
     if header is None or not header.strip():
-        raise VersionError("API-Version header is required (a date such as 2026-09-01)")
+        return pinned
     text = header.strip()
     try:
         if not _DATE.match(text):
@@ -52,6 +59,18 @@ def resolve_version(header: str | None, today: date) -> str:
     return chosen[-1]
 
 
+def resolve_pinned(version: str, today: date) -> str:
+    """The supported version a key pinned to ``version`` gets (the rules of the header, but never absent)."""
+    if not version.strip():
+        raise VersionError(f"a pinned API version must be a date such as {LATEST_VERSION}")
+    return resolve_version(version, today, LATEST_VERSION)
+
+
+def is_object_id(value: str) -> bool:
+    """A MongoDB ObjectId as Humanos writes request ids: 24 lower-case hex digits."""
+    return bool(_OBJECT_ID.match(value))
+
+
 def uses_users(version: str) -> bool:
     return version >= USERS_SINCE  # ISO dates compare correctly as text
 
@@ -61,11 +80,11 @@ def is_contact(value: Any) -> bool:
     return isinstance(value, str) and bool(_EMAIL.match(value) or _PHONE.match(value))
 
 
-def contacts_of(body: dict[str, Any], version: str) -> list[str]:
-    """The contacts named by a valid body, in order."""
+def users_of(body: dict[str, Any], version: str) -> list[dict[str, Any]]:
+    """The people named by a valid body, in order, each as a ``users[]`` entry (``contacts`` hold only contacts)."""
     if uses_users(version):
-        return [str(user["contact"]) for user in body["users"]]
-    return [str(contact) for contact in body["contacts"]]
+        return [dict(user) for user in body["users"]]
+    return [{"contact": contact} for contact in body["contacts"]]
 
 
 def validate_create(body: Any, version: str) -> list[str]:
@@ -160,4 +179,16 @@ def _check_credentials(value: Any) -> list[str]:
                 errors.append(f"{where}.{key} should not be empty")
             elif not isinstance(field, str):
                 errors.append(f"{where}.{key} must be a string")
+        errors += _check_max_executions(where, credential.get("maxExecutions"))
     return errors
+
+
+def _check_max_executions(where: str, value: Any) -> list[str]:
+    # Answers count executions down from this bound, so it must be a whole number the answer can repeat.
+    if value is None:
+        return []
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        return [f"{where}.maxExecutions must be an integer number"]
+    if value < 1:
+        return [f"{where}.maxExecutions must not be less than 1"]
+    return []
