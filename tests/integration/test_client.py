@@ -26,6 +26,7 @@ from humanos_bridge.errors import AmbiguousError, AuthenticationError, MappingEr
 from humanos_bridge.ratelimit import RateLimitedLocally, TokenBucket
 from humanos_bridge.settings import Settings
 from humanos_bridge_local.sandbox import Fault, Sandbox
+from tests.support.fake_time import FakeTime
 
 API_VERSION = "2026-05-17"
 CONTACT = "joana.silva@example.com"
@@ -42,21 +43,6 @@ def valid_body(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
-
-
-class FakeTime:
-    """An injected clock and sleep: sleeping records the wait and moves the clock, instantly."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.waits: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
 
 
 class RotatingCredentials:
@@ -281,7 +267,7 @@ def test_payment_required_is_permanent(client: HumanosClient, sandbox: Sandbox, 
         "Humanos answered 402 Payment Required: Payment Required; check the Humanos organisation's plan and billing"
     )
     assert statuses(sandbox) == [402]
-    assert fake_time.waits == []
+    assert fake_time.slept == []
 
 
 def test_unknown_request_is_permanent_not_found(client: HumanosClient, sandbox: Sandbox) -> None:
@@ -330,7 +316,7 @@ def test_429_waits_the_retry_after_seconds_then_succeeds(
 
     response = client.create_request(valid_body(), "evt-429")
 
-    assert fake_time.waits == [2.0]
+    assert fake_time.slept == [2.0]
     assert (response.status, response.attempts) == (201, 2)
     assert statuses(sandbox) == [429, 201]
     assert len(sandbox.created) == 1
@@ -355,7 +341,7 @@ def test_429_with_http_date_retry_after_waits_until_that_date(
     response = client.create_request(valid_body(), "evt-429-date")
     after = time.time()
 
-    (wait,) = fake_time.waits
+    (wait,) = fake_time.slept
     assert due - after <= wait <= due - before
     assert response.attempts == 2
 
@@ -371,9 +357,9 @@ def test_server_errors_are_retried_with_backoff(
 
     assert (response.status, response.attempts) == (201, 3)
     assert statuses(sandbox) == [code, code, 201]
-    assert len(fake_time.waits) == 2
-    assert 0.0 <= fake_time.waits[0] <= 0.5
-    assert 0.0 <= fake_time.waits[1] <= 1.0
+    assert len(fake_time.slept) == 2
+    assert 0.0 <= fake_time.slept[0] <= 0.5
+    assert 0.0 <= fake_time.slept[1] <= 1.0
 
 
 def test_persistent_503_gives_up_after_max_attempts(
@@ -386,7 +372,7 @@ def test_persistent_503_gives_up_after_max_attempts(
     assert type(caught.value) is RetryableError
     assert caught.value.details == {"status": 503, "attempts": 3}
     assert statuses(sandbox) == [503, 503, 503]
-    assert len(fake_time.waits) == 2
+    assert len(fake_time.slept) == 2
 
 
 def test_post_without_idempotency_key_is_never_repeated(
@@ -397,7 +383,7 @@ def test_post_without_idempotency_key_is_never_repeated(
     with pytest.raises(RetryableError):
         client.create_request(valid_body(), None)
     assert statuses(sandbox) == [503]
-    assert fake_time.waits == []
+    assert fake_time.slept == []
 
 
 def test_get_is_retried_without_a_key_because_it_is_safe(
@@ -407,7 +393,7 @@ def test_get_is_retried_without_a_key_because_it_is_safe(
     sandbox.inject(Fault.status(503), times=1, method="GET")
     assert client.find_requests("order-1001") == []
     assert statuses(sandbox) == [503, 200]
-    assert len(fake_time.waits) == 1
+    assert len(fake_time.slept) == 1
 
 
 def test_deadline_stops_retrying_before_the_next_wait_would_pass_it(
@@ -421,7 +407,7 @@ def test_deadline_stops_retrying_before_the_next_wait_would_pass_it(
     with pytest.raises(RetryableError) as caught:
         client.create_request(valid_body(), "evt-deadline")
 
-    assert fake_time.waits == [3.0, 3.0, 3.0]
+    assert fake_time.slept == [3.0, 3.0, 3.0]
     assert statuses(sandbox) == [503] * 4
     assert caught.value.retry_after == 3.0
 
@@ -437,7 +423,7 @@ def test_read_timeout_is_ambiguous_after_all_attempts(
         client.create_request(valid_body(), "evt-timeout")
 
     assert caught.value.details == {"transport": "ReadTimeoutError", "attempts": 3}
-    assert len(fake_time.waits) == 2
+    assert len(fake_time.slept) == 2
 
 
 def test_dropped_connection_is_retried_with_the_same_key(
@@ -461,7 +447,7 @@ def test_dropped_connection_without_key_is_ambiguous_and_not_repeated(
     with pytest.raises(AmbiguousError) as caught:
         client.create_request(valid_body(), None)
     assert caught.value.details["attempts"] == 1
-    assert fake_time.waits == []
+    assert fake_time.slept == []
     assert len(sandbox.created) == 1  # it did exist: exactly why a repeat without a key is refused
 
 
@@ -499,7 +485,7 @@ def test_401_after_rotation_fetches_the_secret_again_and_retries_once(
     assert (response.status, response.attempts) == (201, 2)
     assert source.forced == 1
     assert statuses(sandbox) == [401, 201]
-    assert fake_time.waits == []
+    assert fake_time.slept == []
 
 
 def test_second_401_after_refresh_is_final(sandbox: Sandbox, pool: urllib3.PoolManager, fake_time: FakeTime) -> None:
@@ -534,7 +520,7 @@ def test_retries_are_logged_at_warning_with_status_attempt_and_wait(
         client.create_request(valid_body(), "evt-logs")
     retries = [r for r in caplog.records if r.getMessage() == "Humanos call failed; retrying"]
     assert [(r.levelno, r.status, r.attempt) for r in retries] == [(logging.WARNING, 429, 1), (logging.WARNING, 503, 2)]  # type: ignore[attr-defined]
-    assert [r.wait_seconds for r in retries] == [round(w, 3) for w in fake_time.waits]  # type: ignore[attr-defined]
+    assert [r.wait_seconds for r in retries] == [round(w, 3) for w in fake_time.slept]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("scenario", ["rejected", "refused", "unavailable", "dropped", "rotated"])
@@ -592,7 +578,7 @@ def test_every_creation_attempt_takes_a_rate_limit_token(
     client.creation_limiter = TokenBucket(0.5, clock=fake_time.clock, sleep=fake_time.sleep)
     sandbox.inject(Fault.status(503), times=1)
     client.create_request(valid_body(), "order-1001:limit")
-    backoff_wait, token_wait = fake_time.waits
+    backoff_wait, token_wait = fake_time.slept
     assert token_wait == pytest.approx(2.0 - backoff_wait)  # 1 token per 2 s, minus the back-off already waited
     assert statuses(sandbox) == [503, 201]
 

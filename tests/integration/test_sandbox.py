@@ -21,6 +21,7 @@ from urllib3.exceptions import ProtocolError, ReadTimeoutError
 from humanos_bridge import signing, wire
 from humanos_bridge_local.sandbox import Fault, Sandbox
 from humanos_bridge_local.sandbox.validation import VersionError
+from tests.support.fake_time import FakeTime
 
 API_KEY = "test-api-key"
 SECRET = "test-signature-secret"
@@ -38,26 +39,13 @@ def http() -> Iterator[urllib3.PoolManager]:
     pool.clear()
 
 
-class FakeClock:
-    """The sandbox's clock in these tests: time stands still until ``advance`` moves it."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+@pytest.fixture
+def clock() -> FakeTime:
+    return FakeTime()
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def timed_sandbox(clock: FakeClock) -> Iterator[Sandbox]:
+def timed_sandbox(clock: FakeTime) -> Iterator[Sandbox]:
     """A sandbox whose rate-limit window and rotation grace period run on ``clock``."""
     with Sandbox(API_KEY, SECRET, clock=clock) as sb:
         yield sb
@@ -494,7 +482,7 @@ def test_concurrent_retries_with_one_key_create_once(sandbox: Sandbox) -> None:
 
 
 def test_creations_beyond_the_rate_limit_get_429_with_retry_after(
-    http: urllib3.PoolManager, timed_sandbox: Sandbox, clock: FakeClock
+    http: urllib3.PoolManager, timed_sandbox: Sandbox, clock: FakeTime
 ) -> None:
     """With 2 creations per minute, the third gets 429 and the whole seconds, rounded up, until the oldest
     creation leaves the window; reads are not limited."""
@@ -512,7 +500,7 @@ def test_creations_beyond_the_rate_limit_get_429_with_retry_after(
 
 
 def test_constructor_rate_limit_frees_a_slot_once_the_window_has_passed(
-    http: urllib3.PoolManager, clock: FakeClock
+    http: urllib3.PoolManager, clock: FakeTime
 ) -> None:
     """rate_limit_per_minute=1: a second creation is refused until 60 s after the first, then admitted."""
     with Sandbox(API_KEY, SECRET, rate_limit_per_minute=1, clock=clock) as sb:
@@ -524,7 +512,7 @@ def test_constructor_rate_limit_frees_a_slot_once_the_window_has_passed(
 
 
 def test_rate_limit_window_slides_over_each_creation(
-    http: urllib3.PoolManager, timed_sandbox: Sandbox, clock: FakeClock
+    http: urllib3.PoolManager, timed_sandbox: Sandbox, clock: FakeTime
 ) -> None:
     """2 creations per 10 s, made at t=0 and t=4: at t=10 one slot frees, the next at t=14. Setting a
     limit again restarts the count."""
@@ -689,7 +677,7 @@ def test_rotation_without_grace_refuses_the_old_secret(http: urllib3.PoolManager
 
 
 def test_rotation_with_grace_accepts_both_until_it_ends(
-    http: urllib3.PoolManager, timed_sandbox: Sandbox, clock: FakeClock
+    http: urllib3.PoolManager, timed_sandbox: Sandbox, clock: FakeTime
 ) -> None:
     """During a 30 s grace period old and new secrets verify; from its end only the new one."""
     new = timed_sandbox.rotate_secret("rotated-secret", grace_seconds=30)

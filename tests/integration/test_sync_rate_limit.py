@@ -19,25 +19,11 @@ from humanos_bridge.settings import Settings
 from humanos_bridge.shared_ratelimit import SharedTokenBucket
 from tests.support.apigw import apigw_event
 from tests.support.bridge import load_function
+from tests.support.fake_time import FakeTime
 from tests.support.ingest_env import IngestEnv, create_ingest
 
 app = load_function("ingest")
 SYNC = "post-request-shop-standard-webhooks"
-
-
-class FakeTime:
-    """One clock for every container of a test; ``sleep`` moves it on."""
-
-    def __init__(self) -> None:
-        self.now = 1_767_225_600.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def container(moto: Any, table: str, time: FakeTime, per_minute: int = 10) -> SharedTokenBucket:
@@ -47,7 +33,7 @@ def container(moto: Any, table: str, time: FakeTime, per_minute: int = 10) -> Sh
 
 def test_one_call_at_once_then_the_share_refills(moto: Any, table: str) -> None:
     """A share of 10 a minute: the first call goes at once, the next after 60 / 9 s (capacity 1, refill 9)."""
-    time = FakeTime()
+    time = FakeTime(1_767_225_600.0)
     bucket = container(moto, table, time)
 
     assert bucket.acquire() == 0.0
@@ -57,7 +43,7 @@ def test_one_call_at_once_then_the_share_refills(moto: Any, table: str) -> None:
 
 def test_containers_share_one_bucket(moto: Any, table: str) -> None:
     """What one container spent, another cannot: the second container is told to wait, not given a token."""
-    time = FakeTime()
+    time = FakeTime(1_767_225_600.0)
     first, second = container(moto, table, time), container(moto, table, time)
 
     first.acquire()
@@ -72,7 +58,7 @@ def test_containers_share_one_bucket(moto: Any, table: str) -> None:
 
 def test_racing_containers_never_spend_one_token_twice(moto: Any, table: str) -> None:
     """Eight containers ask at the same instant for the one token a full bucket holds: exactly one gets it."""
-    time = FakeTime()
+    time = FakeTime(1_767_225_600.0)
     gate = threading.Barrier(8)
     results: list[bool] = []
 

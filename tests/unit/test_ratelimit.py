@@ -6,17 +6,7 @@ import pytest
 
 from humanos_bridge.errors import ConfigError
 from humanos_bridge.ratelimit import RateLimitedLocally, TokenBucket
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.fake_time import FakeTime
 
 
 @pytest.mark.parametrize(("per_minute", "containers"), [(60, 1), (60, 2), (60, 5), (600, 3), (10, 4)])
@@ -25,7 +15,7 @@ def test_containers_together_never_exceed_the_limit_in_any_minute(per_minute: in
     no 60-second window ever holds more than the organisation's limit."""
     sent: list[float] = []
     for _ in range(containers):
-        time = FakeTime()
+        time = FakeTime(0.0)
         bucket = TokenBucket.for_org_limit(per_minute, containers, clock=time.clock, sleep=time.sleep)
         while time.now < 600:
             bucket.acquire()
@@ -36,7 +26,7 @@ def test_containers_together_never_exceed_the_limit_in_any_minute(per_minute: in
 
 
 def test_a_wait_beyond_max_wait_takes_no_token() -> None:
-    time = FakeTime()
+    time = FakeTime(0.0)
     bucket = TokenBucket(1.0, clock=time.clock, sleep=time.sleep)
     bucket.acquire()
     with pytest.raises(RateLimitedLocally) as caught:
