@@ -8,14 +8,16 @@ STAMP  := $(VENV)/.installed
 .PHONY: run test lint unit bench sandbox clean sam-checks checkov infra test-lambda-python model
 
 $(STAMP): pyproject.toml
+	@echo "installing the development environment into $(VENV) (first run, or pyproject.toml changed; about 30 s)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## run: start the bridge locally on embedded defaults (no cloud account, no Docker)
+## run: start the bridge locally on embedded defaults (no cloud account, no Docker);
+## options through ARGS (make run ARGS="--port 0 --mapping presets/stripe-checkout.json") or PORT (make run PORT=0)
 run: $(STAMP)
-	$(BIN)/humanos-bridge local
+	$(BIN)/humanos-bridge local$(if $(PORT), --port $(PORT))$(if $(ARGS), $(ARGS))
 
 ## test: lint, type-check, SAM checks (cfn-lint, sam validate, sam build), the checkov security scan, every
 ## test suite, and the unit and integration suites again on Python 3.13 (the Lambda runtime) (what CI runs)
@@ -55,9 +57,9 @@ model: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-## sandbox: run the Humanos sandbox alone
+## sandbox: run the Humanos sandbox alone (options through ARGS or PORT, as for run)
 sandbox: $(STAMP)
-	$(BIN)/humanos-bridge sandbox
+	$(BIN)/humanos-bridge sandbox$(if $(PORT), --port $(PORT))$(if $(ARGS), $(ARGS))
 
 clean:
 	rm -rf $(VENV) $(VENV313) .aws-sam .pytest_cache .ruff_cache .mypy_cache .hypothesis

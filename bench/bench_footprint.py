@@ -166,7 +166,7 @@ def _ingest_event(stack: LocalStack) -> dict[str, Any]:
     event["id"] = f"evt_bench_{uuid.uuid4().hex[:12]}"
     body = json.dumps(event).encode()
     auth = sender_auth(stack.mapping, SOURCE)
-    headers = signed_headers(auth.scheme, stack.sender_secrets[auth.secret_key][0], body)
+    headers = signed_headers(auth.config or auth.scheme, stack.sender_secrets[auth.secret_key][0], body)
     return apigw_v2_event(
         method="POST",
         raw_path=f"/events/{SOURCE}",

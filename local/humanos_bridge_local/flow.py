@@ -14,7 +14,7 @@ import collections
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,6 +23,12 @@ from humanos_bridge.masking import safe_id, safe_text
 INGEST, DISPATCH = "ingest", "dispatch"
 #: Events kept in memory (the demo's summary and ``status``'s recent outcomes).
 KEEP_EVENTS = 1000
+#: The source column's width when the sources are not known, and its bounds (names may have 64 characters).
+SOURCE_WIDTH = 8
+MAX_SOURCE_WIDTH = 24
+#: What Python prints for a Powertools warning that no metric was published (an invocation that added none):
+#: the functions silence it themselves; a build or a function that does not must not put it in the table.
+_NO_METRICS_WARNING = "UserWarning: No application metrics to publish"
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,12 @@ def _text(value: Any, *, mask: bool = True) -> str | None:
     return safe_id(str(value), mask=mask)
 
 
-def format_event(event: FlowEvent) -> str:
+def source_width(sources: Iterable[str]) -> int:
+    """The source column's width for these source names: the longest, within ``SOURCE_WIDTH..MAX_SOURCE_WIDTH``."""
+    return min(max([SOURCE_WIDTH, *(len(name) for name in sources)]), MAX_SOURCE_WIDTH)
+
+
+def format_event(event: FlowEvent, *, source_width: int = SOURCE_WIDTH) -> str:
     """``12:00:01.250  dispatch  crm  contact.created  evt_1  created  req_9  41 ms``; event fields masked."""
     clock = time.strftime("%H:%M:%S", time.localtime(event.at)) + f".{int(event.at * 1000) % 1000:03d}"
     latency = f"{event.latency_ms:.0f} ms" if event.latency_ms is not None else "-"
@@ -98,7 +109,7 @@ def format_event(event: FlowEvent) -> str:
     parts = [
         clock,
         f"{event.stage:<8}",
-        f"{_shown(event.source, 6):<6}",
+        f"{_shown(event.source, source_width):<{source_width}}",
         f"{_shown(event.event_type, 18):<18}",
         f"{_shown(event.event_id, 22):<22}",
         f"{outcome:<12}",
@@ -122,18 +133,23 @@ def _shown(value: str | None, width: int, *, mask: bool = True) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-HEADER = "  ".join(
-    [
-        "time        ",
-        f"{'step':<8}",
-        f"{'source':<6}",
-        f"{'type':<18}",
-        f"{'event id':<22}",
-        f"{'outcome':<12}",
-        f"{'Humanos request':<26}",
-        f"{'latency':>8}",
-    ]
-)
+def header(*, source_width: int = SOURCE_WIDTH) -> str:
+    """The column titles above ``format_event``'s rows of the same ``source_width``."""
+    return "  ".join(
+        [
+            "time        ",
+            f"{'step':<8}",
+            f"{'source':<{source_width}}",
+            f"{'type':<18}",
+            f"{'event id':<22}",
+            f"{'outcome':<12}",
+            f"{'Humanos request':<26}",
+            f"{'latency':>8}",
+        ]
+    )
+
+
+HEADER = header()
 
 
 class FlowRecorder:
@@ -142,7 +158,8 @@ class FlowRecorder:
     Lines that are not per-event entries go to ``on_other``, masked, when they matter to a developer:
     log entries at WARNING or above (a Humanos retry, a failed visibility change), and what the
     platform or the runtime says about failures (an init error, a timeout, an unhandled exception).
-    Metric lines (EMF) and the per-invocation START/END/REPORT lines are left out.
+    Metric lines (EMF), the per-invocation START/END/REPORT lines and Powertools' warning that an
+    invocation published no metric (nothing to act on: a health check publishes none) are left out.
     """
 
     def __init__(
@@ -155,12 +172,16 @@ class FlowRecorder:
         self._accepted_at: dict[str, float] = {}
         self._events: collections.deque[FlowEvent] = collections.deque(maxlen=KEEP_EVENTS)
         self._changed = threading.Condition()
+        #: Functions whose last line was a silenced warning: Python follows it with the warning's source line.
+        self._warned: set[str] = set()
 
     def feed(self, function: str, line: str) -> None:
         """One line a function (or Lambda, about it) wrote to its log stream."""
+        after_warning = function in self._warned
+        self._warned.discard(function)
         entry = _json_object(line)
         if entry is None:
-            self._other(function, line)
+            self._other(function, line, after_warning=after_warning)
             return
         if "_aws" in entry:
             return  # an EMF metric line: CloudWatch turns it into metrics
@@ -176,7 +197,12 @@ class FlowRecorder:
         if self._on_event is not None:
             self._on_event(event)
 
-    def _other(self, function: str, line: str) -> None:
+    def _other(self, function: str, line: str, *, after_warning: bool = False) -> None:
+        if _NO_METRICS_WARNING in line:
+            self._warned.add(function)
+            return
+        if after_warning and line.startswith(" "):
+            return  # the source line Python prints under a warning: ``  warnings.warn(``
         if not line.strip() or line.startswith(("START RequestId", "END RequestId")):
             return
         if line.startswith("REPORT RequestId"):

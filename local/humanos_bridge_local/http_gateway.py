@@ -96,6 +96,8 @@ def apigw_v2_event(
             cookies.extend(part.strip() for part in value.split(";") if part.strip())
             continue
         joined[lower] = f"{joined[lower]},{value}" if lower in joined else value
+    # API Gateway adds it (https there); URL-signing schemes rebuild the URL the sender called from it.
+    joined.setdefault("x-forwarded-proto", "http")
     content_type = joined.get("content-type", "").split(";", 1)[0].strip().lower()
     as_text = bool(_TEXT_TYPES.match(content_type)) and _is_utf8(body)
     event: dict[str, Any] = {

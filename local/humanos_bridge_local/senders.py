@@ -14,13 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from humanos_bridge.errors import ConfigError
-from humanos_bridge.mapping import MappingConfig
+from humanos_bridge.mapping import AuthConfig, MappingConfig
 from humanos_bridge.sender_auth import (
+    BASIC_AUTH,
     HUMANOS_HMAC,
+    SCHEMES,
     STANDARD_WEBHOOKS,
+    STRIPE,
     WHSEC_PREFIX,
+    ApiKeyVerifier,
+    BasicAuthVerifier,
+    HmacVerifier,
     HumanosHmacVerifier,
+    RequestTarget,
     StandardWebhooksVerifier,
+    verifier_for,
 )
 
 
@@ -31,6 +39,8 @@ class SenderAuth:
     source: str
     scheme: str
     secret_key: str
+    #: The whole auth block: what ``signed_headers`` needs for the ``hmac`` and ``api-key`` schemes.
+    config: AuthConfig | None = None
 
 
 def sender_auth(mapping: MappingConfig, source: str) -> SenderAuth:
@@ -41,14 +51,18 @@ def sender_auth(mapping: MappingConfig, source: str) -> SenderAuth:
     auth = mapping.source(source).auth
     if auth is None:
         raise ConfigError(f"source {source!r} in {mapping.file} has no sender authentication (auth.scheme)")
-    return SenderAuth(source, auth.scheme, auth.secret_key)
+    return SenderAuth(source, auth.scheme, auth.secret_key, auth)
 
 
 def new_secret(scheme: str) -> str:
     """A fresh sender secret in the form ``scheme`` expects (Standard Webhooks: ``whsec_`` + 32 bytes)."""
     if scheme == STANDARD_WEBHOOKS:
         return WHSEC_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
-    if scheme == HUMANOS_HMAC:
+    if scheme == STRIPE:
+        return WHSEC_PREFIX + secrets.token_urlsafe(32)  # as Stripe's look; Stripe uses the whole text as the key
+    if scheme == BASIC_AUTH:
+        return f"sender:{secrets.token_urlsafe(24)}"
+    if scheme in SCHEMES:
         return secrets.token_urlsafe(32)
     raise ConfigError(f"unknown sender authentication scheme {scheme!r}")
 
@@ -63,17 +77,38 @@ def generate_sender_secrets(mapping: MappingConfig) -> dict[str, list[str]]:
     return generated
 
 
-def signed_headers(scheme: str, secret: str, body: bytes, *, now: float | None = None) -> dict[str, str]:
-    """The headers a sender adds to ``body`` (``Content-Type`` included)."""
+def signed_headers(
+    scheme: str | AuthConfig,
+    secret: str,
+    body: bytes,
+    *,
+    now: float | None = None,
+    url: str | None = None,
+    method: str = "POST",
+) -> dict[str, str]:
+    """The headers a sender adds to ``body`` (``Content-Type`` included).
+
+    ``scheme`` is a scheme's name, or a source's whole auth block (``sender_auth(...).config``), which the
+    ``hmac`` and ``api-key`` schemes need. ``url`` and ``method`` are the request the sender makes: needed by
+    the schemes that sign them (``hubspot-v3``, an ``hmac`` template with ``{url}`` or ``{method}``).
+    """
+    name, settings = (scheme.scheme, scheme.settings) if isinstance(scheme, AuthConfig) else (scheme, None)
     headers = {"Content-Type": "application/json"}
-    if scheme == STANDARD_WEBHOOKS:
+    if name == STANDARD_WEBHOOKS:
         stamp = None if now is None else int(now)
         headers |= StandardWebhooksVerifier([secret]).sign_headers(f"msg_{uuid.uuid4().hex}", body, timestamp=stamp)
-    elif scheme == HUMANOS_HMAC:
+    elif name == HUMANOS_HMAC:
         stamp_ms = None if now is None else int(now * 1000)
         headers |= HumanosHmacVerifier([secret]).sign(body, timestamp_ms=stamp_ms)
     else:
-        raise ConfigError(f"unknown sender authentication scheme {scheme!r}")
+        verifier = verifier_for(name, [secret], settings=settings)
+        if isinstance(verifier, HmacVerifier):
+            if verifier.signs_url and url is None:
+                raise ConfigError(f"{name} signs the request's URL; pass the URL the event is posted to (url=)")
+            target = None if url is None else RequestTarget(method, url)
+            headers |= verifier.sign_headers(body, now=now, target=target)
+        elif isinstance(verifier, BasicAuthVerifier | ApiKeyVerifier):
+            headers |= verifier.sign_headers()
     return headers
 
 

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import urllib3
@@ -164,6 +165,10 @@ class LocalStack:
         self.humanos_base_url = ""
         self._opt_root: Path | None = None
         self._started = False
+        #: Where this stack wrote its endpoints (None: not written), and what the banner says about it.
+        self.endpoints_file: Path | None = None
+        self.endpoints_note: str | None = None
+        self._written: dict[str, Any] = {}
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -183,7 +188,11 @@ class LocalStack:
             raise
         self.ready_seconds = time.perf_counter() - started
         if self.options.write_endpoints:
-            endpoints.write_json(endpoints.endpoints_path(), self.endpoints())
+            # Chosen now, not at start-up: another stack may have started, or died, in the meantime.
+            port = urlsplit(self.api_url).port or self.options.port
+            self.endpoints_file, self.endpoints_note = endpoints.file_for_new_stack(port)
+            self._written = self.endpoints()
+            endpoints.write_json(self.endpoints_file, self._written)
         return self
 
     def stop(self) -> None:
@@ -269,8 +278,13 @@ class LocalStack:
             "idempotencyTable": self.physical("IdempotencyTable"),
             "humanosBaseUrl": self.humanos_base_url,
             "mappingFile": self.environments[INGEST]["MAPPING_FILE"],
-            "outcomesFile": str(endpoints.home() / endpoints.OUTCOMES_FILE),
+            "outcomesFile": str(self.outcomes_file) if self.outcomes_file else None,
         }
+
+    @property
+    def outcomes_file(self) -> Path | None:
+        """Where the recent outcomes ``status`` shows are written, beside the endpoints file."""
+        return None if self.endpoints_file is None else endpoints.outcomes_path(self.endpoints_file)
 
     def queue_depths(self) -> dict[str, int]:
         """Visible and in-flight messages of the request queue, and the DLQ's depth."""
@@ -493,9 +507,9 @@ class LocalStack:
         def handle(event: FlowEvent) -> None:
             if on_event is not None:
                 on_event(event)
-            if self.options.write_endpoints:
+            if self.outcomes_file is not None:
                 recent = [e.as_dict() for e in self.recorder.events[-50:]]
-                endpoints.write_json(endpoints.home() / endpoints.OUTCOMES_FILE, recent)
+                endpoints.write_json(self.outcomes_file, recent)
 
         return handle
 
@@ -518,11 +532,15 @@ class LocalStack:
         endpoints.write_json(self.state_file, state)
 
     def _remove_endpoints_file(self) -> None:
-        """Remove the endpoints and outcomes files, unless another stack has written them since."""
-        path = endpoints.endpoints_path()
+        """Remove the endpoints and outcomes files this stack wrote, unless another stack has written them since."""
+        path, outcomes = self.endpoints_file, self.outcomes_file
+        if path is None or outcomes is None:
+            return
+        self.endpoints_file = None
         try:
-            if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
+            # All of it, not the pid alone: stacks in one process (the tests) share the pid.
+            if json.loads(path.read_text(encoding="utf-8")) == self._written:
                 path.unlink()
-                (endpoints.home() / endpoints.OUTCOMES_FILE).unlink(missing_ok=True)
+                outcomes.unlink(missing_ok=True)
         except (OSError, ValueError):
             pass

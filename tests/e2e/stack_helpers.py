@@ -28,9 +28,10 @@ def post(stack: LocalStack, source: str, event: Any, *, signed: bool = True) -> 
     body = json.dumps(event).encode()
     auth = sender_auth(stack.mapping, source)
     headers = {"Content-Type": "application/json"}
+    url = f"{stack.api_url}/events/{source}"
     if signed:
-        headers = signed_headers(auth.scheme, stack.sender_secrets[auth.secret_key][0], body)
-    response = urllib3.request("POST", f"{stack.api_url}/events/{source}", body=body, headers=headers, timeout=10)
+        headers = signed_headers(auth.config or auth.scheme, stack.sender_secrets[auth.secret_key][0], body, url=url)
+    response = urllib3.request("POST", url, body=body, headers=headers, timeout=10)
     return response.status, json.loads(response.data)
 
 

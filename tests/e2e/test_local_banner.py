@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from humanos_bridge_local.cli import build_parser
+from humanos_bridge_local.cli import build_parser, command_name
 from humanos_bridge_local.commands.local import print_banner
 from humanos_bridge_local.private_files import read_json
 from humanos_bridge_local.stack import LocalStack, StackOptions
@@ -41,7 +41,7 @@ def test_the_banner_says_where_the_secrets_are_and_shows_none(
     assert stack.state_file is not None
     assert (
         f"  sender secrets  {', '.join(stack.sender_secrets)}: generated, in moto's SenderSecret "
-        "(`humanos-bridge send` signs with them)\n"
+        f"(`{command_name()} send` signs with them)\n"
         f"                  and in {stack.state_file} (--state-dir); --show-secrets prints them\n"
     ) in out
     assert "curl -sS -X POST" in out  # still ready to paste: signed, without showing the secret

@@ -315,7 +315,7 @@ def test_status_shows_outcomes_read_back_from_an_edited_file_safely(
     endpoints = tmp_path / "local.json"
     local = {
         "region": "eu-west-1",
-        "apiUrl": "http://127.0.0.1:9",
+        "apiUrl": moto.endpoint_url,  # something listens there: the file is not stale
         "awsEndpointUrl": moto.endpoint_url,
         "requestQueueUrl": queue,
         "outcomesFile": str(outcomes),

@@ -369,9 +369,9 @@ def test_a_source_without_authentication_stops_the_function_from_starting(
         ingest.invoke(load_apigw("get-health"))
     assert str(caught.value) == (
         f"source(s) 'hr' in {path} have no sender authentication, so the ingest "
-        'function would accept unsigned events; add "auth": {"scheme": "humanos-hmac"} or '
-        '{"scheme": "standard-webhooks"} to sources.hr (and each other one listed), or remove them from the '
-        "mapping the ingest function loads"
+        'function would accept unsigned events; add "auth" (e.g. {"scheme": "humanos-hmac"}, or the sender\'s '
+        'preset such as {"scheme": "stripe"}: mappings/README.md) to sources.hr (and each other one listed), or '
+        "remove them from the mapping the ingest function loads"
     )
 
 

@@ -19,7 +19,7 @@ import boto3
 import pytest
 
 from humanos_bridge_local.cfn import load_template
-from humanos_bridge_local.cli import main
+from humanos_bridge_local.cli import command_name, main
 from humanos_bridge_local.dashboard import dashboard_body, widgets
 from humanos_bridge_local.moto_server import MotoServer
 from humanos_bridge_local.stack_metrics import TEMPLATE as BRIDGE_TEMPLATE
@@ -219,7 +219,8 @@ def test_queue_depths_and_firing_alarms_are_listed(
     out = status(capsys)
 
     assert "  request queue   2 waiting, 0 in flight (being handled or backing off), 0 delayed" in out
-    assert "  dead letters    1  (humanos-bridge dlq list --stack bridge --region eu-west-1)" in out
+    # The hint names the CLI as it was run, so it can be pasted as it is.
+    assert f"  dead letters    1  ({command_name()} dlq list --stack bridge --region eu-west-1)" in out
     assert "  alarms          1 in ALARM, of 2 that notify the stack's AlarmTopic" in out
     assert re.search(r"\n    bridge-RetryableFailuresAlarm-A1B2  since \d{4}-\d\d-\d\d \d\d:\d\d UTC\n", out)
     assert "PermanentFailuresAlarm" not in out and "other-" not in out

@@ -9,7 +9,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from humanos_bridge_local.flow import FlowEvent, FlowRecorder, format_event
+import pytest
+
+from humanos_bridge_local.flow import (
+    HEADER,
+    MAX_SOURCE_WIDTH,
+    SOURCE_WIDTH,
+    FlowEvent,
+    FlowRecorder,
+    flow_event,
+    format_event,
+    header,
+    source_width,
+)
 
 FAKE_ROW = "contact.created\n00:00:00.000  dispatch  crm     contact.created     evt_fake  created"
 
@@ -103,3 +115,51 @@ def test_other_lines_keep_their_tabs_and_show_each_traceback_frame_on_its_own_li
         "    Traceback (most recent call last):",
         '      File "/var/task/app.py", line 7',
     ]
+
+
+def test_a_rejected_line_shows_the_event_id_and_type_its_entry_names() -> None:
+    """Whatever the ingest function knew of a rejected event is in its row, next to the status and reason."""
+    printed, _ = shown_rows(ingest_line(eventId="evt_crm_0042", eventType="contact.created"))
+
+    (row,) = printed
+    assert row.split()[1:7] == ["ingest", "crm", "contact.created", "evt_crm_0042", "rejected", "422"]
+
+
+def test_the_source_column_fits_the_longest_source_name() -> None:
+    """A mapping with a ``billing`` source: its rows and header show the whole name, aligned."""
+    width = source_width(["crm", "billing"])
+    event = flow_event(json.loads(ingest_line(source="billing")), {}, now=0.0)
+    assert event is not None
+
+    row, titles = format_event(event, source_width=width), header(source_width=width)
+
+    assert row.split()[2] == "billing"
+    assert row.index("contact.created") == titles.index("type")
+
+
+@pytest.mark.parametrize(
+    ("names", "width"),
+    [([], SOURCE_WIDTH), (["crm", "hr"], SOURCE_WIDTH), (["typeform-consent"], 16), (["s" * 64], MAX_SOURCE_WIDTH)],
+)
+def test_the_source_column_stays_within_its_bounds(names: list[str], width: int) -> None:
+    assert source_width(names) == width
+
+
+def test_the_default_header_matches_the_default_rows() -> None:
+    """``demo`` prints HEADER above rows formatted with the default width."""
+    event = flow_event(json.loads(ingest_line()), {}, now=0.0)
+    assert event is not None
+    assert format_event(event).index("contact.created") == HEADER.index("type")
+
+
+def test_powertools_no_metrics_warning_is_left_out_of_the_table() -> None:
+    """What Python prints for Powertools' warning, two lines, never reaches the developer; other output does."""
+    printed, _ = shown_rows(
+        "/opt/python/aws_lambda_powertools/metrics/provider/cloudwatch_emf/cloudwatch.py:474: UserWarning: No "
+        "application metrics to publish. The cold-start metric may be published if enabled. If application "
+        "metrics should never be empty, consider using 'raise_on_empty_metrics'",
+        "  warnings.warn(",
+        "  an indented line that follows no warning",
+    )
+
+    assert printed == ["IngestFunction:   an indented line that follows no warning"]

@@ -220,3 +220,24 @@ def test_the_example_mappings_have_no_traps() -> None:
     root = Path(__file__).resolve().parents[2] / "mappings"
     for file in sorted(root.glob("*.json")):
         assert warnings(load_mapping(file)) == [], file
+
+
+@pytest.mark.parametrize(
+    ("auth", "says"),
+    [
+        ({"scheme": "api-key", "keyHeader": "X-Api-Key"}, '"api-key" checks a static credential: it does not protect'),
+        ({"scheme": "basic-auth"}, '"basic-auth" checks a static credential'),
+        ({"scheme": "github"}, '"github" signs no timestamp: a captured request verifies forever'),
+    ],
+)
+def test_check_warns_about_sender_authentication_that_leaves_a_door_open(auth: dict[str, Any], says: str) -> None:
+    document = one_source([{"name": "r", "request": {"contacts": ["+351912345678"], "groupIds": ["g"]}}], auth=auth)
+    (warning,) = warnings(parse_mapping(document, file="m.json"))
+    assert warning.startswith(f"sources.crm.auth: {says}")
+
+
+@pytest.mark.parametrize("scheme", ["humanos-hmac", "stripe", "hubspot-v3"])
+def test_signed_timestamps_need_no_warning(scheme: str) -> None:
+    document = one_source([{"name": "r", "request": {"contacts": ["+351912345678"], "groupIds": ["g"]}}])
+    document["sources"]["crm"]["auth"] = {"scheme": scheme}
+    assert warnings(parse_mapping(document, file="m.json")) == []

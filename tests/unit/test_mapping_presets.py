@@ -90,17 +90,24 @@ def test_the_readme_lists_each_preset_with_its_preview_command(preset_name: str)
     assert command in readme
 
 
-def test_only_the_hr_preset_declares_sender_auth() -> None:
-    """Stripe, Shopify, Typeform and HubSpot sign with their own schemes, which the bridge does not verify yet."""
-    auth = {name: preset(name).source(source).auth for name, (source, _) in CASES.items()}
-    assert {name for name, found in auth.items() if found is not None} == {"hr-employee-hired.json"}
-    assert auth["hr-employee-hired.json"] is not None
-    assert auth["hr-employee-hired.json"].scheme == "humanos-hmac"
+def test_every_preset_verifies_its_providers_own_signature() -> None:
+    schemes = {name: preset(name).source(source).auth for name, (source, _) in CASES.items()}
+    assert {name: auth.scheme if auth else None for name, auth in schemes.items()} == {
+        "stripe-checkout.json": "stripe",
+        "shopify-orders-paid.json": "shopify",
+        "typeform-consent.json": "typeform",
+        "hr-employee-hired.json": "humanos-hmac",
+        "hubspot-contacts.json": "hubspot-v3",
+    }
 
 
-def test_the_presets_have_no_traps() -> None:
+def test_the_presets_have_no_traps_and_check_names_the_providers_that_sign_no_timestamp() -> None:
+    untimed = []
     for name in CASES:
-        assert warnings(preset(name)) == [], name
+        found = warnings(preset(name))
+        assert [w for w in found if ".auth: " not in w] == [], name
+        untimed += [name for w in found if "signs no timestamp" in w]
+    assert untimed == ["shopify-orders-paid.json", "typeform-consent.json"]
 
 
 # -- Stripe checkout.session.completed ----------------------------------------------------------------

@@ -13,6 +13,10 @@ from humanos_bridge.errors import ConfigError
 from humanos_bridge.mapping import load_mapping, load_mapping_cached, parse_mapping
 
 RULE = 'sources.crm.rules["contact.created"][0]'
+#: Every sender authentication scheme, as an unknown one's message lists them.
+AUTH_SCHEMES = (
+    "humanos-hmac, standard-webhooks, hmac, stripe, shopify, github, hubspot-v3, typeform, basic-auth, api-key"
+)
 
 
 def document(**top: Any) -> dict[str, Any]:
@@ -185,19 +189,19 @@ def test_missing_top_level_keys_are_all_reported() -> None:
             ["m.json: sources.crm.eventIdDefault: must be \"content-hash\" or null, got 'uuid'"],
         ),
         (
-            with_source(auth={"scheme": "hmac"}),
-            ["m.json: sources.crm.auth.scheme: must be one of humanos-hmac, standard-webhooks, got 'hmac'"],
+            with_source(auth={"scheme": "jwt"}),
+            [f"m.json: sources.crm.auth.scheme: must be one of {AUTH_SCHEMES}, got 'jwt'"],
         ),
         (
             with_source(auth={"scheme": "standard-webhook"}),
             [
-                "m.json: sources.crm.auth.scheme: must be one of humanos-hmac, standard-webhooks, "
+                f"m.json: sources.crm.auth.scheme: must be one of {AUTH_SCHEMES}, "
                 "got 'standard-webhook'; did you mean 'standard-webhooks'?"
             ],
         ),
         (
             with_source(auth={}),
-            ["m.json: sources.crm.auth.scheme: must be one of humanos-hmac, standard-webhooks, got nothing"],
+            [f"m.json: sources.crm.auth.scheme: must be one of {AUTH_SCHEMES}, got nothing"],
         ),
         (
             with_source(auth={"scheme": "humanos-hmac", "secret": "x"}),

@@ -14,7 +14,7 @@ import base64
 import binascii
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from humanos_bridge import wire
@@ -60,19 +60,52 @@ class InboundRequest:
     request_id: str = ""
     #: Set when API Gateway's payload was malformed (e.g. bad base64): reported after the source check.
     problem: BridgeError | None = field(default=None, compare=False)
+    #: The request line, for schemes that sign it (``requestContext.http.method``, ``requestContext.domainName``,
+    #: ``rawPath`` and ``rawQueryString``: the path and query as the sender wrote them, escapes kept).
+    method: str = ""
+    domain: str = ""
+    path: str = ""
+    query: str = ""
 
     @classmethod
     def from_apigw_v2(cls, event: Mapping[str, Any]) -> InboundRequest:
         """Build from an HTTP API payload format 2.0 event (never raises on its content)."""
         raw_headers = event.get("headers") or {}
         headers = {str(k).lower(): str(v) for k, v in raw_headers.items()} if isinstance(raw_headers, dict) else {}
-        context = event.get("requestContext") or {}
-        request_id = str(context.get("requestId", "")) if isinstance(context, dict) else ""
+        context = event.get("requestContext")
+        context = context if isinstance(context, dict) else {}
+        request_id = str(context.get("requestId", ""))
+        http = context.get("http")
+        http = http if isinstance(http, dict) else {}
+        request = cls(
+            b"",
+            headers,
+            request_id,
+            method=str(http.get("method", "")),
+            domain=str(context.get("domainName", "")),
+            path=str(event.get("rawPath") or http.get("path", "")),
+            query=str(event.get("rawQueryString") or ""),
+        )
         try:
             body = raw_body(event.get("body"), bool(event.get("isBase64Encoded")))
         except InvalidJsonError as exc:
-            return cls(b"", headers, request_id, exc)
-        return cls(body, headers, request_id)
+            return replace(request, problem=exc)
+        return replace(request, body=body)
+
+    @property
+    def url(self) -> str:
+        """The URL the sender called, as API Gateway saw it; "" when the event names no domain.
+
+        ``https://<domainName><rawPath>[?<rawQueryString>]``. The scheme is ``X-Forwarded-Proto`` when it says
+        http (a local gateway; API Gateway serves only HTTPS). Whatever rewrites the request on its way in (a
+        proxy or CDN in front, a custom domain's API mapping key, a named stage in the path) makes this differ
+        from the URL the sender signed.
+        """
+        if not self.domain:
+            return ""
+        proto = self.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+        scheme = "http" if proto == "http" else "https"
+        return f"{scheme}://{self.domain}{self.path}" + (f"?{self.query}" if self.query else "")
 
     @property
     def trace_id(self) -> str:

@@ -53,7 +53,7 @@ from humanos_bridge.http_request import (
     check_size,
     parse_json,
 )
-from humanos_bridge.mapping import MappedRequest, MappingConfig, SourceConfig
+from humanos_bridge.mapping import AuthConfig, MappedRequest, MappingConfig, SourceConfig
 from humanos_bridge.masking import mask_text, safe_id
 from humanos_bridge.outcomes import HttpOutcome, http_outcome
 from humanos_bridge.queue_messages import (
@@ -66,7 +66,7 @@ from humanos_bridge.queue_messages import (
     wrap_event,
 )
 from humanos_bridge.replays import EVENTS, REQUESTS, Claim, ReplayGuard
-from humanos_bridge.sender_auth import DEFAULT_TOLERANCE_SECONDS, SenderVerifier, verifier_for
+from humanos_bridge.sender_auth import DEFAULT_TOLERANCE_SECONDS, RequestTarget, SenderVerifier, verifier_for
 from humanos_bridge.sender_secrets import SenderSecrets
 
 #: SQS's limit on one message: body and attributes (names, types and values) together.
@@ -160,7 +160,7 @@ class IngestService:
         self.max_body_bytes = max_body_bytes
         self.max_depth = max_depth
         self._clock = clock
-        self._verifiers: dict[tuple[str, tuple[str, ...]], SenderVerifier] = {}
+        self._verifiers: dict[tuple[AuthConfig, tuple[str, ...]], SenderVerifier] = {}
 
     # -- routes -----------------------------------------------------------------------------------
 
@@ -241,10 +241,11 @@ class IngestService:
         check_json_media_type(request.headers)
         event = parse_json(request.body, max_depth=self.max_depth)
         headers = kept_headers(self.mapping.source(source), request)
+        # Known before mapping, so that a refused event's log line says which event it was.
+        trail.event_type, trail.event_id = self._identity(source, event, headers)
         try:
             requests = self.mapping.map_requests(source, event, headers)
         except EventIgnored:
-            trail.event_type, trail.event_id = self._identity(source, event, headers)
             self._correlate(trail.event_id)
             return None
         trail.event_type, trail.event_id = requests[0].event_type, requests[0].event_id
@@ -262,17 +263,25 @@ class IngestService:
                 "to SENDER_SECRET_ID",
                 reason="secret_not_configured",
             )
-        delivery = self._verifier(auth.scheme, secrets).verify(request.headers, request.body, now=self._clock())
+        # URL-signing schemes (hubspot-v3, an hmac template with {method} or {url}) sign the request line too.
+        target = RequestTarget(request.method, request.url)
+        verifier = self._verifier(auth, secrets)
+        delivery = verifier.verify(request.headers, request.body, now=self._clock(), target=target)
         if self.replays is not None:  # before any other work: a copy is neither parsed, queued nor sent
             trail.claim = self.replays.admit(delivery, sender=auth.secret_key, route=trail.route)
 
-    def _verifier(self, scheme: str, secrets: tuple[str, ...]) -> SenderVerifier:
-        # Built once per secret set: Standard Webhooks secrets are base64-decoded and checked on construction.
-        found = self._verifiers.get((scheme, secrets))
+    def _verifier(self, auth: AuthConfig, secrets: tuple[str, ...]) -> SenderVerifier:
+        # Built once per source settings and secret set: Standard Webhooks secrets are base64-decoded and the
+        # hmac settings checked on construction.
+        key = (auth, secrets)
+        found = self._verifiers.get(key)
         if found is None:
             if len(self._verifiers) >= _MAX_VERIFIERS:
                 self._verifiers.clear()
-            found = self._verifiers[(scheme, secrets)] = verifier_for(scheme, secrets, tolerance=self.tolerance)
+            tolerance = self.tolerance if auth.tolerance is None else auth.tolerance
+            found = self._verifiers[key] = verifier_for(
+                auth.scheme, secrets, tolerance=tolerance, settings=auth.settings
+            )
         return found
 
     def _identity(self, source: str, event: Any, headers: dict[str, str]) -> tuple[str | None, str | None]:
@@ -393,8 +402,9 @@ def refuse_unauthenticated_sources(mapping: MappingConfig) -> None:
         first = missing[0]
         raise ConfigError(
             f"source(s) {names} in {mapping.file} have no sender authentication, so the ingest function would "
-            f'accept unsigned events; add "auth": {{"scheme": "humanos-hmac"}} or {{"scheme": "standard-webhooks"}} '
-            f"to sources.{first} (and each other one listed), or remove them from the mapping the ingest function loads"
+            f'accept unsigned events; add "auth" (e.g. {{"scheme": "humanos-hmac"}}, or the sender\'s preset such as '
+            f'{{"scheme": "stripe"}}: mappings/README.md) to sources.{first} (and each other one listed), or remove '
+            "them from the mapping the ingest function loads"
         )
 
 

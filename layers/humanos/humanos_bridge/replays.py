@@ -12,6 +12,9 @@ The same delivery (``sender_auth.SignedDelivery``)
 - ``humanos-hmac``: the same ``X-Timestamp`` and ``X-Signature``. A sender's retry is signed afresh (a
   new timestamp, so a new signature): a new delivery, handled in full, whose event the idempotency key
   still turns into one Humanos request (``exactly_once``).
+- the other signing schemes (``stripe``, ``hubspot-v3``, ``hmac`` with a timestamp): the same timestamp and
+  signature; those that sign no timestamp (``github``, ``shopify``, ``typeform``): the same signature,
+  remembered for 15 days; static credentials (``basic-auth``, ``api-key``): the same body.
 
 Both are scoped by the source's ``auth.secretKey``, the sender: two senders may both number their
 messages ``msg_1``. A copy sent to the other route, or to another source with that secretKey, is a replay.

@@ -42,7 +42,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     parser.add_argument("--manifest", type=Path, default=MANIFEST, help=f"steps and expectations (default: {MANIFEST})")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the queue to drain")
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for the queue to drain (default: %(default)s)"
+    )
     add_stack_arguments(parser, default_port=0)
     parser.set_defaults(func=run)
 
@@ -173,9 +175,10 @@ def send_step(stack: LocalStack, step: Step) -> None:
         stack.sandbox.inject(Fault.status(step.humanos_fault), body_contains=_marker(step))
     auth = sender_auth(stack.mapping, step.source)
     headers = {"Content-Type": "application/json"}
+    url = f"{stack.api_url}/events/{step.source}"
     if step.signed:
-        headers = signed_headers(auth.scheme, stack.sender_secrets[auth.secret_key][0], body)
-    response = urllib3.request("POST", f"{stack.api_url}/events/{step.source}", body=body, headers=headers, timeout=15)
+        headers = signed_headers(auth.config or auth.scheme, stack.sender_secrets[auth.secret_key][0], body, url=url)
+    response = urllib3.request("POST", url, body=body, headers=headers, timeout=15)
     step.http = response.status
     try:
         step.answer = json.loads(response.data or b"{}")

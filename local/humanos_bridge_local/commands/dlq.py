@@ -1,11 +1,17 @@
 """``humanos-bridge dlq list | redrive``: read the dead-letter queue, and send parked events back.
 
 ``list`` reads every parked message (each is hidden for a few seconds while it is read, then made
-visible again) and shows its event id, source, error code, reason and when it was first seen, each in
-its safe form (``masking.safe_id``: masked, bounded, escaped). ``redrive`` sends the chosen messages
-back to the request queue with their carried attributes and ``redriveCount`` raised by one (so the
-dispatcher looks the request up by internalId before creating it again), and deletes each from the
-dead-letter queue only once it is back. ``--event-id`` takes an id as sent or as ``list`` shows it.
+visible again) and shows its event id, source, error code, when it was first seen, how often it was
+redriven and the reason, each in its safe form (``masking.safe_id``: masked, bounded, escaped).
+``redrive`` sends the chosen messages back to the request queue with their carried attributes and
+``redriveCount`` raised by one (so the dispatcher looks the request up by internalId before creating it
+again), and deletes each from the dead-letter queue only once it is back. ``--event-id`` takes an id as
+sent or as ``list`` shows it.
+
+"First seen" is when the bridge first received the event: the carried ``receivedAt`` (the ingest function
+sets it; a redrive carries it), else the parked message's ``firstSeenAt``. The dispatcher sets the latter
+from the message it failed, so a redriven message would restart it; a redrive therefore carries it on as
+``receivedAt`` when the event has none (an event sent to the queue directly).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from humanos_bridge.errors import ConfigError
@@ -24,6 +31,7 @@ from humanos_bridge.queue_messages import (
     ATTR_ERROR_REASON,
     ATTR_EVENT_ID,
     ATTR_FIRST_SEEN_AT,
+    ATTR_RECEIVED_AT,
     ATTR_REDRIVE_COUNT,
     ATTR_SOURCE,
     CARRIED_ATTRIBUTES,
@@ -77,8 +85,13 @@ class Parked:
         return f"moved by SQS after repeated failed deliveries (received {receives} times here)"
 
     @property
-    def first_seen(self) -> str:
-        return self.attribute(ATTR_FIRST_SEEN_AT) or "-"
+    def first_seen(self) -> datetime | None:
+        """When the bridge first received the event (see the module docstring); None when unknown."""
+        return _instant(self.attribute(ATTR_RECEIVED_AT)) or _instant(self.attribute(ATTR_FIRST_SEEN_AT))
+
+    @property
+    def redrives(self) -> int:
+        return _redrive_count(self.attribute(ATTR_REDRIVE_COUNT))
 
 
 @contextlib.contextmanager
@@ -119,13 +132,18 @@ def run_list(args: argparse.Namespace) -> int:
             print(f"the dead-letter queue of {target.description} is empty")
             return 0
         print(f"{len(parked)} parked event(s) in {target.description}:")
-        print(f"  {'event id':<24} {'source':<8} {'error':<24} {'first seen':<21} reason")
+        print(f"  {'event id':<24} {'source':<8} {'error':<24} {'first seen':<20}  {'redrives':>8}  reason")
         for item in parked:
             # Every field in its safe form: whoever sent a message SQS moved itself chose its attributes.
-            # Ids and reasons may quote a contact; codes and first-seen times are ours, their digits no phone.
+            # Ids and reasons may quote a contact; codes are ours, their digits no phone; times and counts are
+            # parsed, so nothing a sender set is shown through them.
             event_id, source = safe_id(item.event_id), safe_id(item.attribute(ATTR_SOURCE) or "-")
-            code, first_seen = safe_id(item.code, mask=False), safe_id(item.first_seen, mask=False)
-            print(f"  {event_id:<24} {source:<8} {code:<24} {first_seen:<21} {safe_text(item.reason)}")
+            code = safe_id(item.code, mask=False)
+            first_seen = f"{item.first_seen:%Y-%m-%dT%H:%M:%SZ}" if item.first_seen else "-"
+            print(
+                f"  {event_id:<24} {source:<8} {code:<24} {first_seen:<20}  {item.redrives:>8}  "
+                f"{safe_text(item.reason)}"
+            )
     return 0
 
 
@@ -161,7 +179,11 @@ def redrive_one(sqs: Any, target: Target, item: Parked) -> None:
     carried: dict[str, str | int | None] = {name: item.attribute(name) for name in CARRIED_ATTRIBUTES}
     # Parked before the event id had a safe form, or moved by SQS itself with the sender's own attribute.
     carried[ATTR_EVENT_ID] = safe_id(item.attribute(ATTR_EVENT_ID))
-    carried[ATTR_REDRIVE_COUNT] = _redrive_count(item.attribute(ATTR_REDRIVE_COUNT)) + 1
+    carried[ATTR_REDRIVE_COUNT] = item.redrives + 1
+    if _instant(item.attribute(ATTR_RECEIVED_AT)) is None and item.first_seen is not None:
+        # Sent to the queue directly: the first failure's time is the earliest the bridge knows, and the
+        # dispatcher would date the next parking from this new message.
+        carried[ATTR_RECEIVED_AT] = item.first_seen.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     extra: dict[str, str] = {}
     if is_fifo(target.request_queue_url):
         group = (item.message.get("Attributes") or {}).get("MessageGroupId") or "redriven"
@@ -177,6 +199,17 @@ def redrive_one(sqs: Any, target: Target, item: Parked) -> None:
     )
     sqs.delete_message(QueueUrl=target.require_dlq(), ReceiptHandle=item.message["ReceiptHandle"])
     item.message["_deleted"] = True
+
+
+def _instant(value: str | None) -> datetime | None:
+    """An ISO 8601 time as the bridge writes it (``2026-05-17T10:00:00.000Z``), in UTC; None for anything else."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):  # not a time, or one that has no UTC form (year 1 at +14:00)
+        return None
 
 
 def _redrive_count(value: str | None) -> int:

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import json
 import os
+import shlex
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.errors import BridgeError, ConfigError
+from humanos_bridge.mapping import MappingConfig
 from humanos_bridge_local import endpoints
-from humanos_bridge_local.flow import HEADER, FlowEvent, format_event
+from humanos_bridge_local.cli import command_name
+from humanos_bridge_local.flow import SOURCE_WIDTH, FlowEvent, format_event, header, source_width
 from humanos_bridge_local.senders import curl_command, signed_headers
 from humanos_bridge_local.stack import ROOT, LocalStack, StackOptions
 
-#: The sample event the printed ``curl`` posts.
-SAMPLE = ("crm", ROOT / "events" / "business" / "crm-contact-created.json")
+MAPPINGS = ROOT / "mappings"
+SAMPLES = ROOT / "events" / "business"
+#: The sample event the printed ``curl`` posts with the default mapping; other mappings get the first sample
+#: of ``SAMPLES`` that one of their sources maps (see ``try_it_sample``).
+SAMPLE = ("crm", SAMPLES / "crm-contact-created.json")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,7 +57,13 @@ def add_stack_arguments(parser: argparse.ArgumentParser, *, default_port: int) -
         "--port", type=int, default=default_port, help=f"HTTP port, 0 = any free one (default: {default_port})"
     )
     parser.add_argument("--state-dir", type=Path, help="keep generated secrets here across restarts (default: memory)")
-    parser.add_argument("--mapping", type=Path, help="mapping file (default: the template's MappingFile in mappings/)")
+    parser.add_argument(
+        "--mapping",
+        type=Path,
+        metavar="FILE",
+        help="mapping file: a path, or a file in mappings/ such as presets/stripe-checkout.json (default: the "
+        "template's MappingFile in mappings/)",
+    )
     parser.add_argument("--batch-size", type=int, help="dispatcher batch size (default: the template's BatchSize)")
     parser.add_argument(
         "--batching-window", type=float, metavar="S", help="seconds to fill a batch (default: the template's)"
@@ -81,7 +97,7 @@ def stack_options(args: argparse.Namespace, *, write_endpoints: bool) -> StackOp
     return StackOptions(
         port=args.port,
         parameters=parameters,
-        mapping=args.mapping,
+        mapping=find_mapping(args.mapping),
         state_dir=args.state_dir,
         batch_size=args.batch_size,
         batching_window=args.batching_window,
@@ -89,6 +105,23 @@ def stack_options(args: argparse.Namespace, *, write_endpoints: bool) -> StackOp
         humanos_api_key=args.humanos_api_key,
         humanos_signature_secret=args.humanos_signature_secret,
         write_endpoints=write_endpoints,
+    )
+
+
+def find_mapping(given: Path | None) -> Path | None:
+    """``--mapping FILE``: the path as given, else the same name inside ``mappings/``; ConfigError naming both.
+
+    Checked before anything starts, so a typo costs no build, and the message says where it looked.
+    """
+    if given is None or given.is_file():
+        return given
+    inside = None if given.is_absolute() else MAPPINGS / given
+    if inside is not None and inside.is_file():
+        return inside
+    looked = str(given.absolute()) + ("" if inside is None else f" and {inside}")
+    raise ConfigError(
+        f"--mapping {given}: no such file (looked for {looked}); give the mapping file's path from {Path.cwd()} "
+        "or an absolute one, or the name of a file in mappings/ (e.g. --mapping presets/stripe-checkout.json)"
     )
 
 
@@ -100,8 +133,53 @@ def print_event(event: FlowEvent) -> None:
     say(format_event(event))
 
 
+class FlowTable:
+    """The live flow table: its source column as wide as the mapping's longest source name (within bounds)."""
+
+    def __init__(self) -> None:
+        self.source_width = SOURCE_WIDTH
+
+    def print_header(self, sources: tuple[str, ...]) -> None:
+        self.source_width = source_width(sources)
+        say(header(source_width=self.source_width))
+
+    def print_event(self, event: FlowEvent) -> None:
+        say(format_event(event, source_width=self.source_width))
+
+
+def refuse_taken_port(host: str, port: int) -> None:
+    """ConfigError now, before the build, when ``port`` is taken: by a stack of this home (named), or by another
+    program. The gateway's own bind stays the final word; this only spares a doomed start-up."""
+    if port == 0:
+        return
+    how = 'choose another port: --port 0 for any free one (with make: make run ARGS="--port 0")'
+    holder = endpoints.live_stack_on_port(port)
+    if holder is not None:
+        where, data = holder
+        raise ConfigError(
+            f"port {port} is held by the humanos-bridge local already running (pid {data.get('pid', '?')}, "
+            f"{data.get('apiUrl')}, endpoints file {where}); use that one (send, dlq and status reach it), stop "
+            f"it, or to run a second stack next to it, {how}"
+        )
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the gateway binds (http.server sets SO_REUSEADDR): a port in TIME_WAIT is free for both.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return  # not ours to judge (a bad host, say): the gateway's bind reports it
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: another program holds it (not a humanos-bridge local with its "
+                f"endpoints file in {endpoints.home()}); {how}"
+            ) from exc
+
+
 def run(args: argparse.Namespace) -> int:
-    stack = LocalStack(stack_options(args, write_endpoints=True), on_event=print_event, on_message=say)
+    options = stack_options(args, write_endpoints=True)
+    refuse_taken_port(options.host, options.port)
+    table = FlowTable()
+    stack = LocalStack(options, on_event=table.print_event, on_message=say)
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -112,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         say("starting the local bridge ...")
         stack.start()
-        print_banner(stack, show_secrets=args.show_secrets)
+        print_banner(stack, show_secrets=args.show_secrets, table=table)
         while not stop.wait(0.5):
             pass
         say("stopping ...")
@@ -124,33 +202,91 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_banner(stack: LocalStack, *, show_secrets: bool = False) -> None:
-    assert stack.ready_seconds is not None
+def print_banner(stack: LocalStack, *, show_secrets: bool = False, table: FlowTable | None = None) -> None:
+    assert stack.ready_seconds is not None and stack.mapping is not None
     humanos = f"sandbox {stack.humanos_base_url}" if stack.sandbox is not None else stack.humanos_base_url
     say(f"humanos-bridge local: ready in {stack.ready_seconds:.1f} s")
     say(f"  ingest API      {stack.api_url}  (POST /events/<source>, POST /requests/<source>, GET /health)")
     say(f"  Humanos         {humanos}")
     say(f"  functions       {stack.runs}")
+    say(f"  mapping         {_mapping_shown(stack)}")
     say(f"  AWS (moto)      {stack.endpoint_url}")
     say(f"  request queue   {stack.request_queue_url}")
     say(f"  dead letters    {stack.dead_letter_queue_url}")
-    if stack.options.write_endpoints:
-        say(f"  endpoints file  {endpoints.endpoints_path()}  (read by send, dlq and status)")
+    if stack.endpoints_file is not None:
+        if _reached_by_default(stack):
+            say(f"  endpoints file  {stack.endpoints_file}  (read by send, dlq and status)")
+        else:
+            say(f"  endpoints file  {stack.endpoints_file}  (send, dlq and status read it with --endpoints FILE)")
+        if stack.endpoints_note:
+            say(f"                  {stack.endpoints_note}")
     print_sender_secrets(stack, show_secrets=show_secrets)
-    source, path = SAMPLE
-    if stack.mapping is not None and source in stack.mapping.sources and path.exists():
-        body = path.read_bytes()
-        auth = stack.mapping.source(source).auth
-        if auth is not None and auth.secret_key in stack.sender_secrets:
-            headers = signed_headers(auth.scheme, stack.sender_secrets[auth.secret_key][0], body)
-            tolerance = stack.resources.parameter("SignatureToleranceSeconds") if stack.resources else "300"
-            say(f"\nTry it (signed now; the signature is accepted for {tolerance} s):")
-            shown = _shown_path(path)
-            say(curl_command(f"{stack.api_url}/events/{source}", headers, shown))
-            say(f"or: humanos-bridge send {source} {shown}")
+    print_try_it(stack)
     say("\nEvents as they flow (contacts masked). Ctrl-C to stop.")
-    say(HEADER)
+    (table or FlowTable()).print_header(stack.mapping.sources)
     sys.stdout.flush()
+
+
+def print_try_it(stack: LocalStack) -> None:
+    """A signed ``curl`` of a sample event the mapping maps, and the same through ``send``, runnable as printed."""
+    assert stack.mapping is not None
+    cli = command_name()
+    reach = "" if _reached_by_default(stack) else f" --endpoints {shlex.quote(str(stack.endpoints_file))}"
+    found = try_it_sample(stack.mapping)
+    if found is None:
+        say(
+            f"\nTry it: no sample event in {_shown_path(SAMPLES)} maps with this mapping; sign and post one of "
+            f"yours:\n{cli} send {stack.mapping.sources[0]} EVENT.json{reach}"
+        )
+        return
+    source, path = found
+    auth = stack.mapping.source(source).auth
+    if auth is None or auth.secret_key not in stack.sender_secrets:
+        return
+    url = f"{stack.api_url}/events/{source}"
+    headers = signed_headers(auth, stack.sender_secrets[auth.secret_key][0], path.read_bytes(), url=url)
+    tolerance = stack.resources.parameter("SignatureToleranceSeconds") if stack.resources else "300"
+    say(f"\nTry it (signed now; the signature is accepted for {tolerance} s):")
+    shown = _shown_path(path)
+    say(curl_command(url, headers, shown))
+    say(f"or: {cli} send {source} {shlex.quote(str(shown))}{reach}")
+
+
+def try_it_sample(mapping: MappingConfig) -> tuple[str, Path] | None:
+    """The source and sample event the banner posts: the first of ``events/business/`` that a signed source
+    of ``mapping`` turns into a request (``SAMPLE`` first), or None when none does."""
+    candidates = [SAMPLE[1], *sorted(p for p in SAMPLES.rglob("*.json") if p != SAMPLE[1])]
+    events: list[tuple[Path, Any]] = []
+    for path in candidates:
+        try:
+            events.append((path, json.loads(path.read_bytes())))
+        except (OSError, ValueError):
+            continue
+    for source in mapping.sources:
+        if mapping.source(source).auth is None:
+            continue
+        for path, event in events:
+            try:
+                mapping.map_requests(source, event)
+            except BridgeError:  # not this source's event, ignored by it, or missing what a rule needs
+                continue
+            return source, path
+    return None
+
+
+def _reached_by_default(stack: LocalStack) -> bool:
+    """Whether the operator commands find this stack without ``--endpoints`` (a second stack's file is not read)."""
+    return stack.endpoints_file in (None, endpoints.endpoints_path())
+
+
+def _mapping_shown(stack: LocalStack) -> str:
+    """``mappings/bridge.json  (the template's MappingFile; sources: crm, shop)``, or the ``--mapping`` file."""
+    assert stack.mapping is not None
+    sources = f"sources: {', '.join(stack.mapping.sources)}"
+    if stack.options.mapping is not None:
+        return f"{_shown_path(stack.options.mapping.absolute())}  ({sources})"
+    name = stack.resources.parameter("MappingFile") if stack.resources else "bridge.json"
+    return f"{_shown_path(MAPPINGS / name)}  (the template's MappingFile; {sources})"
 
 
 def print_sender_secrets(stack: LocalStack, *, show_secrets: bool) -> None:
@@ -166,7 +302,7 @@ def print_sender_secrets(stack: LocalStack, *, show_secrets: bool) -> None:
         return
     keys = ", ".join(stack.sender_secrets)
     also = "" if stack.state_file is None else f"and in {stack.state_file} (--state-dir); "
-    say(f"  sender secrets  {keys}: generated, in moto's SenderSecret (`humanos-bridge send` signs with them)")
+    say(f"  sender secrets  {keys}: generated, in moto's SenderSecret (`{command_name()} send` signs with them)")
     say(f"                  {also}--show-secrets prints them")
 
 

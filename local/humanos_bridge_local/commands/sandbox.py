@@ -58,7 +58,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on, 0 for any free one (default: 8080)")
+    # Not 8080: that is `humanos-bridge local`'s, and the two are often run side by side.
+    parser.add_argument(
+        "--port", type=int, default=8081, help="port to listen on, 0 for any free one (default: %(default)s)"
+    )
     parser.add_argument("--api-key", help="API key to accept (default: generated)")
     parser.add_argument("--signature-secret", help="signature secret to accept (default: generated)")
     parser.add_argument(
@@ -69,7 +72,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             f"(default: the latest, {LATEST_VERSION}, as Humanos gives new keys)"
         ),
     )
-    parser.add_argument("--rate-limit", type=int, metavar="N", help="request creations admitted per minute")
+    parser.add_argument(
+        "--rate-limit", type=int, metavar="N", help="request creations admitted per minute (default: no limit)"
+    )
     parser.add_argument(
         "--fault-rate",
         type=float,

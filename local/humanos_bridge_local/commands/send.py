@@ -1,9 +1,13 @@
-"""``humanos-bridge send``: sign a business event with its source's scheme and post it to the ingest API."""
+"""``humanos-bridge send``: sign a business event with its source's scheme and post it to the ingest API.
+
+The answer is printed with contacts masked by a rule narrower than ``masking.mask_text`` (see ``masked``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,15 +15,25 @@ import urllib3
 
 from humanos_bridge.errors import ConfigError
 from humanos_bridge.mapping import load_mapping
-from humanos_bridge.masking import mask_text
+from humanos_bridge.masking import mask_contact, mask_text
 from humanos_bridge.queue_messages import is_fifo
 from humanos_bridge.sender_secrets import parse_sender_secret
 from humanos_bridge_local.aws_envelopes import VIAS, queue_message
+from humanos_bridge_local.commands.local import find_mapping
 from humanos_bridge_local.endpoints import Target, add_target_arguments, resolve_target
 from humanos_bridge_local.senders import sender_auth, signed_headers
 from humanos_bridge_local.stack import ROOT
 
 DEFAULT_MAPPING = ROOT / "mappings" / "bridge.json"
+#: Keys whose values are identifiers: ``id``, ``requestId``, ``groupIds``, ``event_id``, ``requestID``.
+_ID_KEY = re.compile(r"(?:^|[_-])ids?$|Ids?$|IDs?$")
+#: A value that is nothing but a phone number: digits, the usual separators, perhaps a leading +.
+_PHONE_VALUE = re.compile(r"\+?[\d\s().-]+")
+#: A run of digits a phone number could be, inside a word: digits joined by the separators numbers are written with.
+_DIGIT_RUN = re.compile(r"\d[\d().-]*\d|\d")
+#: Digits in one run from which it may be a phone number: a national number has 9 or more in most countries,
+#: and 8 written without separators (``tel:12345678``) are taken as one too.
+PHONE_DIGITS, PHONE_DIGITS_UNSEPARATED = 9, 8
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,14 +43,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "Sign EVENT (a JSON file, sent byte for byte) with SOURCE's scheme from the mapping file and POST it "
             "to <URL>/events/SOURCE. The secret is --secret, or the first one stored for the source in the "
-            "bridge's sender secret (local stack, or --stack with AWS credentials)."
+            "bridge's sender secret (local stack, or --stack with AWS credentials). With --via sqs, eventbridge "
+            "or sns the event is not signed nor POSTed: it is put on the bridge's request queue (the local "
+            "stack's, --stack's, or --queue-url) as that AWS service would deliver it."
         ),
     )
     parser.add_argument("source", help="the source, as named in the mapping file (crm, shop, hr ...)")
     parser.add_argument("event", type=Path, help="JSON file with the business event")
     parser.add_argument("--url", help="the ingest API's base URL (default: the local stack's, or --stack's ApiUrl)")
     parser.add_argument("--secret", help="the sender secret (default: read from the bridge's sender secret)")
-    parser.add_argument("--mapping", type=Path, help="mapping file naming the source's scheme")
+    parser.add_argument(
+        "--mapping",
+        type=Path,
+        metavar="FILE",
+        help="mapping file naming the source's scheme: a path, or a file in mappings/ (default: the bridge's, "
+        "else mappings/bridge.json)",
+    )
     parser.add_argument("--route", choices=("events", "requests"), default="events", help="queued (events) or sync")
     parser.add_argument(
         "--via",
@@ -47,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "service would deliver it (a source attribute, an EventBridge event, an SNS notification)"
         ),
     )
-    add_target_arguments(parser)
+    add_target_arguments(parser, sending=True)
     parser.set_defaults(func=run)
 
 
@@ -58,8 +80,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot read {args.event}: {exc.strerror}") from exc
     if args.via != "http":
         return _enqueue(args, body)
-    target = None if (args.url and args.secret and args.mapping) else _target_or_none(args)
-    mapping_file = args.mapping or (Path(target.mapping_file) if target and target.mapping_file else DEFAULT_MAPPING)
+    given_mapping = find_mapping(args.mapping)
+    target = None if (args.url and args.secret and given_mapping) else _target_or_none(args)
+    mapping_file = given_mapping or (Path(target.mapping_file) if target and target.mapping_file else DEFAULT_MAPPING)
     auth = sender_auth(load_mapping(mapping_file), args.source)
     secret = args.secret or _stored_secret(target, auth.secret_key)
     base = args.url or (target.api_url if target else None)
@@ -68,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     url = base.rstrip("/")
     if not url.endswith(f"/{args.route}/{args.source}"):
         url = f"{url}/{args.route}/{args.source}"
-    headers = signed_headers(auth.scheme, secret, body)
+    headers = signed_headers(auth.config or auth.scheme, secret, body, url=url)
     try:
         response = urllib3.request("POST", url, body=body, headers=headers, timeout=30, retries=False)
     except urllib3.exceptions.HTTPError as exc:
@@ -78,14 +101,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         print(json.dumps(masked(json.loads(text)), indent=2, ensure_ascii=False))
     except ValueError:
-        print(mask_text(text))
+        print(masked(text))
     return 0 if response.status < 400 else 1
 
 
 def _enqueue(args: argparse.Namespace, body: bytes) -> int:
     """Put the event on the request queue as EventBridge, SNS or a plain SQS sender would."""
+    given_mapping = find_mapping(args.mapping)
     target = resolve_target(args)
-    mapping_file = args.mapping or (Path(target.mapping_file) if target.mapping_file else DEFAULT_MAPPING)
+    mapping_file = given_mapping or (Path(target.mapping_file) if target.mapping_file else DEFAULT_MAPPING)
     fifo = is_fifo(target.request_queue_url)
     message = queue_message(load_mapping(mapping_file), args.source, body, args.via, fifo=fifo)
     answer = target.client("sqs").send_message(QueueUrl=target.request_queue_url, **message)
@@ -94,14 +118,54 @@ def _enqueue(args: argparse.Namespace, body: bytes) -> int:
 
 
 def masked(value: Any, key: str = "") -> Any:
-    """The answer with every string masked except ids (``eventId``, ``requestId`` ...), which hold no contact."""
+    """The answer with its contacts masked and its identifiers as they are.
+
+    Narrower than ``masking.mask_text``, which masks every run of seven digits or more: right for logs and error
+    bodies, where nobody needs the digits, but here a developer reads their own answer, and an invoice number
+    shown as ``INV-20****43`` reads as corrupted data. So:
+
+    - under an id key (``id``, ``requestId``, ``groupIds`` ...) a value is kept, unless it holds an e-mail
+      address or is nothing but a phone number;
+    - in other strings, a word with letters and digits and no phone shape (``INV-2026-0043``, ``ord_42``) is an
+      identifier and kept; the rest is masked as ``mask_text`` does (e-mail addresses, phone numbers).
+
+    A phone shape in a word is an ``@``, a ``+`` before a digit, or a digit run that may be a number (``PHONE_DIGITS``).
+    """
     if isinstance(value, dict):
         return {k: masked(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [masked(item, key) for item in value]
-    if isinstance(value, str) and not (key == "id" or key.endswith("Id")):
-        return mask_text(value)
-    return value
+    if not isinstance(value, str):
+        return value
+    if _ID_KEY.search(key):
+        if "@" in value:
+            return mask_text(value)
+        if _PHONE_VALUE.fullmatch(value) and sum(c.isdigit() for c in value) >= 7:
+            return mask_contact(value)
+        return value
+    return _masked_text(value)
+
+
+def _masked_text(text: str) -> str:
+    """``mask_text`` over everything but the identifier words of ``text``."""
+    pieces, last = [], 0
+    for word in re.finditer(r"\S+", text):
+        if _is_identifier(word.group()):
+            pieces += [mask_text(text[last : word.start()]), word.group()]
+            last = word.end()
+    pieces.append(mask_text(text[last:]))
+    return "".join(pieces)
+
+
+def _is_identifier(word: str) -> bool:
+    if "@" in word or re.search(r"\+\d", word):
+        return False
+    if not any(c.isalpha() for c in word) or not any(c.isdigit() for c in word):
+        return False
+    for run in _DIGIT_RUN.findall(word):
+        if sum(c.isdigit() for c in run) >= PHONE_DIGITS or re.search(rf"\d{{{PHONE_DIGITS_UNSEPARATED}}}", run):
+            return False
+    return True
 
 
 def _target_or_none(args: argparse.Namespace) -> Target | None:

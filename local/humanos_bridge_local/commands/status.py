@@ -17,9 +17,10 @@ from humanos_bridge.errors import ConfigError
 from humanos_bridge.masking import safe_id
 from humanos_bridge_local.aws_errors import explained
 from humanos_bridge_local.cfn import load_template
+from humanos_bridge_local.cli import command_name
 from humanos_bridge_local.deployed import read_stack
 from humanos_bridge_local.endpoints import Target, add_target_arguments, aws_session, resolve_target
-from humanos_bridge_local.flow import HEADER, FlowEvent, format_event
+from humanos_bridge_local.flow import FlowEvent, format_event, header, source_width
 from humanos_bridge_local.sparkline import figure, sparkline
 from humanos_bridge_local.stack_metrics import TEMPLATE, Line, Panel, read_panels, stack_alarms, stack_widgets, window
 
@@ -42,7 +43,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "with --stack, the dashboard's metrics over the last minutes and the alarms that are firing."
         ),
     )
-    parser.add_argument("--recent", type=int, default=10, metavar="N", help="recent outcomes to show (local stack)")
+    parser.add_argument(
+        "--recent",
+        type=int,
+        default=10,
+        metavar="N",
+        help="recent outcomes to show (local stack; default: %(default)s)",
+    )
     parser.add_argument(
         "--minutes",
         type=int,
@@ -76,9 +83,10 @@ def run(args: argparse.Namespace) -> int:
         print("  recent outcomes: none yet")
     else:
         print(f"  recent outcomes (last {len(recent)}):")
-        print("    " + HEADER)
+        width = source_width(event.source or "" for event in recent)
+        print("    " + header(source_width=width))
         for event in recent:
-            print("    " + format_event(event))
+            print("    " + format_event(event, source_width=width))
     return 0
 
 
@@ -142,7 +150,7 @@ def _print_queues(
     if dead_letter_queue_url:
         dlq = depths(sqs, dead_letter_queue_url, region)
         parked = dlq[DEPTHS[0]] + dlq[DEPTHS[1]]
-        hint = f"  (humanos-bridge {dlq_command})" if parked else ""
+        hint = f"  ({command_name()} {dlq_command})" if parked else ""
         print(f"  dead letters    {parked}{hint}")
 
 

@@ -13,6 +13,8 @@ from jmespath.lexer import Lexer
 
 from humanos_bridge.mapping.engine import MappingConfig
 from humanos_bridge.mapping.expressions import Expression
+from humanos_bridge.mapping.model import AuthConfig
+from humanos_bridge.sender_auth import protects_body, signs_timestamp
 
 _COMPARATORS = ("eq", "ne", "lt", "lte", "gt", "gte")
 
@@ -21,11 +23,34 @@ def warnings(config: MappingConfig) -> list[str]:
     """Every trap in every expression of the file, as ``<path>: `<expression>`: <what happens>; <fix>``."""
     found: list[str] = []
     for name in config.sources:
+        found.extend(auth_warnings(name, config.source(name).auth))
         for rules in config.source(name).rules.values():
             for rule in rules:
                 for where, expression, is_field in rule.expressions():
                     found.extend(f"{where}: `{expression.text}`: {trap}" for trap in traps(expression, is_field))
     return found
+
+
+def auth_warnings(source: str, auth: AuthConfig | None) -> list[str]:
+    """What a source's sender authentication leaves open: a static credential, or no signed timestamp."""
+    if auth is None:
+        return []
+    where = f"sources.{source}.auth"
+    if not protects_body(auth.scheme):
+        return [
+            f'{where}: "{auth.scheme}" checks a static credential: it does not protect the body (whoever sees one '
+            "request, in a log or a proxy, can send any event with it) and carries no replay window (a captured "
+            "request verifies at any later time; the bridge refuses only an identical copy, for 15 days); use the "
+            'sender\'s signature (a preset, or "scheme": "hmac") if it has one, send only over HTTPS, and rotate '
+            "the credential (new secret first in the sender secret) if it may have leaked"
+        ]
+    if not signs_timestamp(auth.scheme, auth.settings):
+        return [
+            f'{where}: "{auth.scheme}" signs no timestamp: a captured request verifies forever; the bridge refuses '
+            "an identical copy for 15 days and the event's idempotency key stops a second Humanos request, but "
+            "rotate the secret if a request may have leaked"
+        ]
+    return []
 
 
 def traps(expression: Expression, is_field: bool) -> list[str]:

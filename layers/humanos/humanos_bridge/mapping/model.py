@@ -8,9 +8,8 @@ from typing import Any
 
 from humanos_bridge.mapping.expressions import Expression
 from humanos_bridge.mapping.templates import Arr, Expr, Node, Obj
+from humanos_bridge.sender_auth import SchemeSettings
 
-#: Sender verification schemes the ingest function knows.
-AUTH_SCHEMES: tuple[str, ...] = ("humanos-hmac", "standard-webhooks")
 #: What a source does with events that no rule takes.
 UNMATCHED_CHOICES: tuple[str, ...] = ("reject", "ignore")
 #: Defaults for events whose id is missing (None: such events are rejected).
@@ -19,11 +18,16 @@ EVENT_ID_DEFAULTS: tuple[str, ...] = ("content-hash",)
 
 @dataclass(frozen=True)
 class AuthConfig:
-    """How the ingest function verifies this source's webhooks."""
+    """How the ingest function verifies this source's webhooks (``sender_auth`` defines each scheme)."""
 
     scheme: str
     #: Key of this source's entry in the sender-secrets JSON (default: the source name).
     secret_key: str
+    #: The auth block's settings: an HmacScheme for ``hmac`` and for each preset (the preset's own, so every
+    #: reader sees how the source signs), an ApiKeyScheme for ``api-key``; None for the other schemes.
+    settings: SchemeSettings | None = None
+    #: Accepted clock skew for this source, seconds; None: the ingest function's SIGNATURE_TOLERANCE_SECONDS.
+    tolerance: float | None = None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from humanos_bridge import sender_auth
 from humanos_bridge.body_validation import (
     KNOWN_API_VERSIONS,
     NESTED_FIELDS,
@@ -30,7 +31,6 @@ from humanos_bridge.mapping.engine import MappingConfig
 from humanos_bridge.mapping.expressions import Expression, ExpressionSyntaxError, compile_expression, header_names
 from humanos_bridge.mapping.fan_out import contacts_from_arrays
 from humanos_bridge.mapping.model import (
-    AUTH_SCHEMES,
     EVENT_ID_DEFAULTS,
     UNMATCHED_CHOICES,
     AuthConfig,
@@ -457,19 +457,30 @@ def _auth(raw: Any, source: str, path: str, problems: _Problems) -> AuthConfig |
     if not isinstance(raw, dict):
         problems.add(path, f'must be an object such as {{"scheme": "humanos-hmac"}}, got {json_type(raw)}')
         return None
-    _check_keys(raw, AUTH_KEYS, path, problems)
     scheme = raw.get("scheme")
-    if scheme not in AUTH_SCHEMES or not isinstance(scheme, str):
-        close = difflib.get_close_matches(scheme, AUTH_SCHEMES, n=1) if isinstance(scheme, str) else []
+    if not isinstance(scheme, str) or scheme not in sender_auth.SCHEMES:
+        _check_keys(raw, AUTH_KEYS + sender_auth.ALL_FIELDS, path, problems)
+        close = difflib.get_close_matches(scheme, sender_auth.SCHEMES, n=1) if isinstance(scheme, str) else []
         hint = f"; did you mean {close[0]!r}?" if close else ""
         got = "nothing" if scheme is None else _describe(scheme)
-        problems.add(child_path(path, "scheme"), f"must be one of {', '.join(AUTH_SCHEMES)}, got {got}{hint}")
+        problems.add(child_path(path, "scheme"), f"must be one of {', '.join(sender_auth.SCHEMES)}, got {got}{hint}")
         return None
+    # Keys another scheme takes are reported by read_auth_fields, which says which scheme takes them.
+    unknown = {key: value for key, value in raw.items() if key not in sender_auth.ALL_FIELDS}
+    _check_keys(unknown, AUTH_KEYS + sender_auth.fields_for(scheme), path, problems)
+    fields = sender_auth.read_auth_fields(scheme, raw)
+    for key, message in fields.problems:
+        problems.add(child_path(path, key), message)
     secret_key = raw.get("secretKey", source)
     if not isinstance(secret_key, str) or not secret_key:
         problems.add(child_path(path, "secretKey"), "must be a non-empty string: the key in the sender-secrets JSON")
         return None
-    return AuthConfig(scheme=scheme, secret_key=secret_key)
+    if fields.problems:
+        return None
+    # A preset's own settings, so whoever reads the mapping (the send command too) sees how the source signs.
+    preset: sender_auth.SchemeSettings | None = sender_auth.PRESETS.get(scheme)
+    settings = preset or fields.settings
+    return AuthConfig(scheme=scheme, secret_key=secret_key, settings=settings, tolerance=fields.tolerance)
 
 
 def _rules(raw: Any, path: str, api_version: str | None, problems: _Problems) -> dict[str, tuple[RuleConfig, ...]]:
