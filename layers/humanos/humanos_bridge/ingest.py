@@ -241,11 +241,13 @@ class IngestService:
         check_json_media_type(request.headers)
         event = parse_json(request.body, max_depth=self.max_depth)
         headers = kept_headers(self.mapping.source(source), request)
-        # Known before mapping, so that a refused event's log line says which event it was.
-        trail.event_type, trail.event_id = self._identity(source, event, headers)
         try:
             requests = self.mapping.map_requests(source, event, headers)
-        except EventIgnored:
+        except (EventIgnored, MappingError) as exc:
+            # Read apart from the mapping, so that an ignored or refused event's log line says which it was.
+            trail.event_type, trail.event_id = self._identity(source, event, headers)
+            if isinstance(exc, MappingError):
+                raise
             self._correlate(trail.event_id)
             return None
         trail.event_type, trail.event_id = requests[0].event_type, requests[0].event_id

@@ -12,6 +12,7 @@ from humanos_bridge import wire
 from humanos_bridge.errors import ConfigError, EventIgnored, MappingError, SerialisationError
 from humanos_bridge.mapping import MappedRequest, MappingConfig, load_mapping
 from humanos_bridge.mapping.explain import Evaluation, RuleExplanation, explain_event
+from humanos_bridge.mapping.fan_out import CONTACT_FIELDS
 from humanos_bridge.mapping.lint import warnings
 from humanos_bridge.masking import mask_contact, mask_text
 
@@ -259,16 +260,13 @@ def _fail(message: str) -> int:
 
 
 #: Body fields that hold contacts, and inside list items which keys do.
-_CONTACT_LISTS = {"contacts": None, "users": ("contact", "secondaryContact"), "expectedDocIds": ("contact",)}
-
-
 def _masked(body: dict[str, Any]) -> dict[str, Any]:
     out = dict(body)
-    for field, keys in _CONTACT_LISTS.items():
+    for field, keys in CONTACT_FIELDS.items():
         items = out.get(field)
         if not isinstance(items, list):
             continue
-        if keys is None:
+        if not keys:  # a list of contacts itself
             out[field] = [mask_contact(c) if isinstance(c, str) else c for c in items]
         else:
             out[field] = [_mask_keys(item, keys) for item in items]
