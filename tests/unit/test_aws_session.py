@@ -9,7 +9,9 @@ import botocore.exceptions
 import pytest
 from botocore.loaders import Loader
 
-from humanos_bridge.aws_session import SERVICES, NamedServicesLoader, lambda_session
+from humanos_bridge import aws_session
+from humanos_bridge.aws_session import SERVICES, NamedServicesLoader, endpoints_slice, lambda_session
+from humanos_bridge_local.packaging import RUNTIME_PACKAGES
 
 
 def test_the_named_services_are_the_ones_botocores_full_scan_finds() -> None:
@@ -44,3 +46,35 @@ def test_aws_data_path_is_searched_first_as_botocore_does(tmp_path: Path, monkey
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     client = lambda_session().client("sqs")
     assert client.meta.service_model.metadata["serviceFullName"] == "Shadowed SQS"
+
+
+def test_the_slice_stands_in_for_botocores_builtin_file_only_for_the_version_it_was_cut_from() -> None:
+    cut_from = endpoints_slice(SERVICES, "0")  # no botocore is version 0
+    assert cut_from is None
+    version = endpoints_slice_version()
+    sliced = endpoints_slice(SERVICES, version)
+    assert sliced is not None and sliced["services"] == sorted(SERVICES)
+    assert "s3" not in sliced["partitions"][0]["services"]
+    # A service the slice was not cut for: botocore's whole file.
+    assert endpoints_slice((*SERVICES, "s3"), version) is None
+
+
+def test_the_slice_is_cut_from_the_botocore_the_lambda_runtime_pins() -> None:
+    version = endpoints_slice_version()
+    assert f"botocore=={version}" in RUNTIME_PACKAGES, "re-cut it: see scripts/cut_endpoints_slice.py"
+
+
+def endpoints_slice_version() -> str:
+    path = Path(aws_session.__file__).with_name(aws_session.ENDPOINTS_SLICE)
+    return str(json.loads(path.read_text(encoding="utf-8"))["botocoreVersion"])
+
+
+def test_an_endpoints_file_on_aws_data_path_wins_over_the_slice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own = Loader().load_data("endpoints")
+    own["partitions"][0]["services"]["sqs"]["endpoints"]["eu-west-1"] = {"hostname": "sqs.example.internal"}
+    (tmp_path / "endpoints.json").write_text(json.dumps(own), encoding="utf-8")
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    assert lambda_session().client("sqs").meta.endpoint_url == "https://sqs.example.internal"
