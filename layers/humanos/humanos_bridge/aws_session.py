@@ -54,7 +54,8 @@ class NamedServicesLoader(Loader):  # type: ignore[misc]  # botocore ships no ty
             if found is not None and sliced is not None and self.is_builtin_path(found):
                 # botocore's own data, cut to our services: still "builtin" for its endpoint rulesets.
                 return sliced, found
-        return super().load_data_with_path(name)
+        data, path = super().load_data_with_path(name)
+        return data, str(path)
 
 
 def endpoints_slice(services: tuple[str, ...], botocore_version: str) -> dict[str, Any] | None:
