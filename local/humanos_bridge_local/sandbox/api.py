@@ -29,7 +29,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from humanos_bridge import signing, wire
 from humanos_bridge.errors import SerialisationError, SignatureError
@@ -55,6 +55,8 @@ RESEND_CONFLICT = "Idempotency-Key already used to resend to another subject"
 #: Resend names its subject by exactly one of these query parameters.
 RESEND_SELECTORS = ("contact", "id", "internalId")
 THROTTLED = "ThrottlerException: Too Many Requests"
+#: The first path segment of the sandbox's own routes (``admin.py``), which no Humanos route has.
+ADMIN_SEGMENT = "_sandbox"
 _STAMP_REASONS = {"timestamp_missing", "timestamp_malformed"}
 _WINDOW_REASONS = {"timestamp_stale", "timestamp_future"}
 
@@ -108,6 +110,12 @@ class RateLimiter:
         return max(1, math.ceil(self._admitted[0] + self.window - now))
 
 
+class AdminHandler(Protocol):
+    """The sandbox's own ``/_sandbox/`` routes (``admin.AdminRoutes``), reached once a call is authenticated."""
+
+    def handle(self, method: str, path: str, query: Sequence[tuple[str, str]], body: Any) -> Reply: ...
+
+
 class _Replay(NamedTuple):
     body: bytes
     reply: Reply
@@ -152,6 +160,10 @@ class HumanosApi:
         self._idempotency: dict[str, _Replay] = {}
         self._resend_keys: dict[str, tuple[str, str]] = {}  # Idempotency-Key -> (request id, subject id)
         self._people: dict[str, _Person] = {}
+        #: Answers the ``/_sandbox/`` routes; without one they are 404 like any unknown route.
+        self.admin: AdminHandler | None = None
+        #: Called with the id of each request created (not replayed), e.g. to decide it automatically later.
+        self.on_created: Callable[[str], None] | None = None
 
     # ----------------------------------------------------------------- controls
     def rotate_secret(self, new_secret: str | None, grace_seconds: float) -> str:
@@ -191,6 +203,12 @@ class HumanosApi:
         with self._lock:
             return copy.deepcopy(list(self._requests.values()))
 
+    def record(self, request_id: str) -> dict[str, Any] | None:
+        """A copy of one stored request, or None."""
+        with self._lock:
+            found = self._requests.get(request_id)
+            return None if found is None else copy.deepcopy(found)
+
     # ------------------------------------------------------------------ calls
     def handle(
         self, method: str, path: str, query: Sequence[tuple[str, str]], headers: Mapping[str, str], body: bytes
@@ -221,6 +239,10 @@ class HumanosApi:
             )
         except validation.VersionError as exc:
             return nest_error(400, str(exc))
+        if route[0] == "admin":
+            if self.admin is None:
+                return nest_error(404, f"Cannot {method} {path}")
+            return self.admin.handle(method, path, query, parsed)
         return self._dispatch(route, version, query, headers.get("idempotency-key"), parsed, canonical)
 
     def _dispatch(
@@ -292,6 +314,8 @@ class HumanosApi:
             reply = Reply(201, shapes.created(record, version))
             if key is not None:
                 self._idempotency[key] = _Replay(sent, reply)
+            if self.on_created is not None:
+                self.on_created(record["id"])
             return Reply(reply.status, copy.deepcopy(reply.payload))
 
     def _list(self, query: Sequence[tuple[str, str]], version: str) -> Reply:
@@ -390,6 +414,8 @@ class HumanosApi:
 
 def _route(method: str, path: str) -> tuple[str, str] | None:
     parts = [part for part in path.split("/") if part]
+    if parts[:1] == [ADMIN_SEGMENT]:
+        return ("admin", path)
     if parts[:1] != ["request"]:
         return None
     if len(parts) == 1:

@@ -17,9 +17,16 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from humanos_bridge import wire
+from humanos_bridge.backoff import RetryPolicy
 from humanos_bridge_local.sandbox import faults
+from humanos_bridge_local.sandbox.admin import PREFIX as ADMIN_PREFIX
+from humanos_bridge_local.sandbox.admin import AdminRoutes
 from humanos_bridge_local.sandbox.api import HumanosApi, Reply, nest_error, reason_phrase
+from humanos_bridge_local.sandbox.delivery import DEFAULT_POLICY, Delivery
 from humanos_bridge_local.sandbox.faults import Fault, FaultPlan
+from humanos_bridge_local.sandbox.webhook_crypto import WebhookSecrets
+from humanos_bridge_local.sandbox.webhook_events import DEFAULT_OTP_ERROR, TEST_MESSAGE
+from humanos_bridge_local.sandbox.webhooks import DEFAULT_AUTO_DECIDE_DELAY, Webhooks
 
 #: Bodies above this size are refused with 413 (Humanos bodies are a few kilobytes).
 MAX_BODY_BYTES = 1_048_576
@@ -111,7 +118,8 @@ class _Handler(BaseHTTPRequestHandler):
             status=0,
             sequence=sequence,
         )
-        fault = sandbox._faults.pick(self.command, url.path, body)
+        # Faults stand for Humanos's unreliability; the sandbox's own control routes are never subject to them.
+        fault = None if url.path.startswith(ADMIN_PREFIX) else sandbox._faults.pick(self.command, url.path, body)
         label = fault.kind if fault else None
         if refusal is not None:
             self._answer(call, refusal, label)
@@ -198,6 +206,20 @@ class Sandbox:
     clock
         Seconds, for the rate-limit window and the rotation grace period; a test passes a fake clock
         and moves it instead of waiting. ``X-Timestamp`` is checked against the wall clock, as on Humanos.
+    webhook_url
+        Where webhooks go (the organisation's webhook URL); None until :meth:`set_webhook_url`.
+    webhook_secrets
+        The Webhook Signature Secret, Encryption Secret and Encryption Salt; generated when None.
+    webhook_api_version
+        The shape of the webhooks (a date; ``2026-04-14`` and later). Default: follow the API key's pinned
+        version, as the Humanos notes advise keeping both equal.
+    auto_decide, auto_decide_delay
+        An outcome (``accept``, ``reject``, ``kyc-pass``, ``kyc-fail``, ``otp-fail``) to decide every new
+        request with, ``auto_decide_delay`` seconds after its creation; None decides only on demand.
+    delivery_policy
+        Attempts and backoff of webhook deliveries.
+    on_delivery
+        Called with the ``Delivery`` after each delivery attempt (the CLI prints one line).
     """
 
     def __init__(
@@ -214,6 +236,13 @@ class Sandbox:
         delivers_codes: bool = False,
         pinned_api_version: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        webhook_url: str | None = None,
+        webhook_secrets: WebhookSecrets | None = None,
+        webhook_api_version: str | None = None,
+        auto_decide: str | None = None,
+        auto_decide_delay: float = DEFAULT_AUTO_DECIDE_DELAY,
+        delivery_policy: RetryPolicy = DEFAULT_POLICY,
+        on_delivery: Callable[[Delivery], None] | None = None,
     ) -> None:
         self._api = HumanosApi(
             api_key or secrets.token_urlsafe(24),
@@ -224,6 +253,19 @@ class Sandbox:
             pinned_api_version=pinned_api_version,
             clock=clock,
         )
+        self._webhooks = Webhooks(
+            self._api,
+            lambda: self.base_url,
+            url=webhook_url,
+            secrets=webhook_secrets,
+            version=webhook_api_version,
+            auto_decide=auto_decide,
+            auto_decide_delay=auto_decide_delay,
+            policy=delivery_policy,
+            on_delivery=on_delivery,
+        )
+        self._api.admin = AdminRoutes(self._webhooks)
+        self._api.on_created = self._webhooks.request_created
         self._faults = FaultPlan(seed)
         self._host = host
         self._port = port
@@ -252,6 +294,7 @@ class Sandbox:
         self._thread = threading.Thread(target=serve, name="humanos-sandbox", daemon=True)
         self._server = server
         self._thread.start()
+        self._webhooks.start()
         if not ready.wait(READY_TIMEOUT_SECONDS):
             self.stop()
             raise RuntimeError(f"sandbox did not start within {READY_TIMEOUT_SECONDS} s")
@@ -263,6 +306,7 @@ class Sandbox:
         if server is None:
             return
         self._stopping.set()
+        self._webhooks.stop()
         server.shutdown()
         with server.connections_lock:
             connections = list(server.open_connections)
@@ -367,12 +411,75 @@ class Sandbox:
         return self._api.pin_api_version(version)
 
     def reset(self) -> None:
-        """Forget calls, stored requests, the people met, idempotency records and faults; keep the credentials,
-        rate limit and pinned version."""
+        """Forget calls, stored requests, the people met, idempotency records, faults, decisions and finished
+        deliveries; keep the credentials, rate limit, pinned version and webhook settings."""
         self._faults.clear()
         self._api.reset()
+        self._webhooks.reset()
         with self._calls_lock:
             self._calls.clear()
+
+    # -------------------------------------------------------------- webhooks
+    @property
+    def webhook_url(self) -> str | None:
+        return self._webhooks.url
+
+    def set_webhook_url(self, url: str | None) -> None:
+        """Send webhooks to ``url`` from now on (None: nowhere; a decision is then refused)."""
+        self._webhooks.set_url(url)
+
+    @property
+    def webhook_secrets(self) -> WebhookSecrets:
+        return self._webhooks.secrets
+
+    def set_webhook_secrets(self, secrets: WebhookSecrets) -> None:
+        """Seal new webhooks and sign every next attempt with ``secrets`` (a rotation in the dashboard)."""
+        self._webhooks.set_secrets(secrets)
+
+    @property
+    def webhook_api_version(self) -> str:
+        """The version webhooks are shaped in."""
+        return self._webhooks.version
+
+    def pin_webhook_api_version(self, version: str | None) -> str:
+        """Shape webhooks in ``version`` (None: follow the API key's); returns the version it selects."""
+        return self._webhooks.set_version(version)
+
+    @property
+    def auto_decide(self) -> tuple[str, float] | None:
+        """(outcome, delay in seconds) every new request is decided with, or None."""
+        return self._webhooks.auto_decide
+
+    def set_auto_decide(self, outcome: str | None, *, delay: float = DEFAULT_AUTO_DECIDE_DELAY) -> None:
+        """Decide every request created from now on with ``outcome`` after ``delay`` seconds (None: stop)."""
+        self._webhooks.set_auto_decide(outcome, delay)
+
+    def decide(self, request_id: str, outcome: str, *, otp_error: str = DEFAULT_OTP_ERROR) -> list[Delivery]:
+        """Decide a stored request and send its webhooks in the background; returns their (pending) records.
+
+        Raises ``decisions.DecisionError`` (with the HTTP ``status`` the admin route answers) when the request
+        is unknown, canceled, already decided that way, or no webhook URL is set.
+        """
+        return self._webhooks.decide(request_id, outcome, otp_error=otp_error)
+
+    def send_test_webhook(self, message: str = TEST_MESSAGE) -> Delivery:
+        """Send a ``test`` event, as the dashboard's test button does."""
+        return self._webhooks.send_test(message)
+
+    def redeliver(self, delivery_id: int) -> Delivery:
+        """Send a webhook again, the same sealed bytes signed afresh: how a Humanos retry reaches a receiver."""
+        return self._webhooks.redeliver(delivery_id)
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """Every webhook delivery so far, in the order sent (a snapshot)."""
+        return self._webhooks.courier.deliveries
+
+    def wait_for_deliveries(self, deliveries: list[Delivery] | None = None, *, timeout: float = 10.0) -> list[Delivery]:
+        """``deliveries`` (default: all so far) once each is delivered or has failed for good, or as they stand
+        after ``timeout`` seconds."""
+        ids = None if deliveries is None else [d.id for d in deliveries]
+        return self._webhooks.courier.wait(ids, timeout=timeout)
 
     # ------------------------------------------------------- handler helpers
     def _next_sequence(self) -> int:
