@@ -5,10 +5,20 @@ secret already cached (as on every warm invocation). The queue call is replaced 
 client whose send_message only counts** (named ``..._standin_sqs`` below), so the figure is the
 function's own work; the same path with the real enqueue to a moto server is measured in the same run
 for comparison. Metrics are off (``metrics=None``); the per-request log line is written to /dev/null.
+
+Each sender preset is timed the same way on a real-shaped event (``accept_event_preset_<name>_us_standin_sqs``):
+its mapping preset from ``mappings/presets/`` and that preset's sample event, signed as the provider signs (with
+the provider's headers: the Shopify topic and delivery id), posted to ``/events/<source>``. GitHub has no mapping
+preset: crm's rules, its identity from the X-GitHub-Event and X-GitHub-Delivery headers. HubSpot's sample is a
+batch that makes several requests (``forEach``), so its figure is also given per request. Beside each:
+``_vs_humanos_hmac_ratio``, the preset over crm's humanos-hmac event in the same run (the machine's load cancels
+out), and ``_mapping_share``, the part of it that is ``map_requests`` (JMESPath and body validation) on that
+event, measured in the same run.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -20,15 +30,35 @@ from aws_lambda_powertools import Logger
 from moto.server import ThreadedMotoServer
 
 from bench.timing import best_per_call
-from humanos_bridge.http_request import InboundRequest
-from humanos_bridge.ingest import IngestService
+from humanos_bridge.http_request import InboundRequest, parse_json
+from humanos_bridge.ingest import IngestService, kept_headers
 from humanos_bridge.mapping import parse_mapping
 from humanos_bridge.sender_auth import HumanosHmacVerifier, StandardWebhooksVerifier
 from humanos_bridge.sender_secrets import SenderSecrets
+from humanos_bridge_local.senders import signed_headers
 
 ROOT = Path(__file__).resolve().parent.parent
 CRM_SECRET = "crm-sender-secret-example"
 SHOP_SECRET = "whsec_ZXhhbXBsZS1zaG9wLXdlYmhvb2stc2lnbmluZy1rZXk="
+PRESET_SAMPLES = ROOT / "events" / "business" / "presets"
+#: sender preset -> (its mapping preset in mappings/presets/, the sample event, the headers its provider adds).
+PRESET_CASES: dict[str, tuple[str | None, Path, dict[str, str]]] = {
+    "stripe": ("stripe-checkout.json", PRESET_SAMPLES / "stripe-checkout-session-completed.json", {}),
+    "shopify": (
+        "shopify-orders-paid.json",
+        PRESET_SAMPLES / "shopify-orders-paid.json",
+        {"X-Shopify-Topic": "orders/paid", "X-Shopify-Webhook-Id": "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"},
+    ),
+    "github": (
+        None,
+        ROOT / "events" / "business" / "crm-contact-created.json",
+        {"X-GitHub-Event": "contact.created", "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958"},
+    ),
+    "hubspot-v3": ("hubspot-contacts.json", PRESET_SAMPLES / "hubspot-contact-batch.json", {}),
+    "typeform": ("typeform-consent.json", PRESET_SAMPLES / "typeform-form-response.json", {}),
+}
+#: What one accepted event may cost the ingest function itself, per preset (a goal to watch, not a test).
+PRESET_GOAL_US = 150
 
 
 class _CountingSqs:
@@ -51,6 +81,65 @@ def _request(name: str, scheme: str) -> InboundRequest:
         signed = StandardWebhooksVerifier([SHOP_SECRET]).sign_headers("msg_bench", body)
     event["headers"].update({k.lower(): v for k, v in signed.items()})
     return InboundRequest.from_apigw_v2(event)
+
+
+def _preset_mapping(crm: dict[str, Any]) -> dict[str, Any]:
+    """One source per sender preset, named for it: its mapping preset's source, or (github) crm's rules."""
+    sources = {}
+    for scheme, (file, _, _) in PRESET_CASES.items():
+        if file is None:
+            sources[scheme] = {"auth": {"scheme": scheme}, "rules": crm["rules"]}
+            continue
+        preset = json.loads((ROOT / "mappings" / "presets" / file).read_text(encoding="utf-8"))
+        (source,) = preset["sources"].values()
+        sources[scheme] = {**source, "auth": {**source["auth"], "secretKey": scheme}}
+    return {"version": 1, "apiVersion": "2026-05-17", "sources": sources}
+
+
+def _preset_request(scheme: str, auth: Any, secret: str) -> InboundRequest:
+    """The preset's sample as its provider posts it to /events/<scheme>: body, provider headers and signature."""
+    _, sample, provider = PRESET_CASES[scheme]
+    event = json.loads((ROOT / "events" / "apigw" / "post-event-crm-humanos-hmac.json").read_text(encoding="utf-8"))
+    body = sample.read_bytes()
+    path = f"/events/{scheme}"
+    event.update(rawPath=path, pathParameters={"source": scheme}, body=body.decode())
+    event["requestContext"]["http"]["path"] = path
+    url = f"https://{event['requestContext']['domainName']}{path}"  # what a URL-signing provider signs
+    headers = signed_headers(auth, secret, body, url=url, headers=provider)
+    kept = {k: v for k, v in event["headers"].items() if k not in ("x-signature", "x-timestamp", "content-length")}
+    event["headers"] = {**kept, **{k.lower(): v for k, v in headers.items()}, "content-length": str(len(body))}
+    return InboundRequest.from_apigw_v2(event)
+
+
+def _presets(
+    secretsmanager: Any, queue_url: str, logger: Logger, crm: dict[str, Any], baseline_s: float
+) -> dict[str, Any]:
+    """``accept_event`` per sender preset, on its sample: the function's own cost per accepted event."""
+    mapping = parse_mapping(_preset_mapping(crm), file="presets (bench)")
+    secret = {scheme: [f"bench-{scheme}-secret"] for scheme in PRESET_CASES}
+    arn = secretsmanager.create_secret(Name="preset-senders", SecretString=json.dumps(secret))["ARN"]
+    secrets = SenderSecrets(arn, ttl_seconds=3600, boto3_client=secretsmanager)
+    service = IngestService(mapping, _CountingSqs(), queue_url=queue_url, sender_secrets=secrets, logger=logger)
+    figures: dict[str, Any] = {}
+    for scheme in PRESET_CASES:
+        auth = mapping.source(scheme).auth
+        request = _preset_request(scheme, auth, secret[scheme][0])
+        # Fails here, not inside the timing, if the preset, its sample or its signature disagree.
+        reply = service.accept_event(scheme, request)
+        assert (reply.status, reply.body["status"]) == (202, "accepted"), (scheme, reply)
+        seconds = best_per_call(functools.partial(service.accept_event, scheme, request), 2000)
+        event, headers = parse_json(request.body), kept_headers(mapping.source(scheme), request)
+        mapping_s = best_per_call(functools.partial(mapping.map_requests, scheme, event, headers), 2000)
+        name = f"accept_event_preset_{scheme.replace('-', '_')}"
+        figures[f"{name}_us_standin_sqs"] = round(seconds * 1e6, 1)
+        figures[f"{name}_vs_humanos_hmac_ratio"] = round(seconds / baseline_s, 2)
+        figures[f"{name}_mapping_share"] = round(mapping_s / seconds, 2)
+        requests = int(reply.body.get("requests", 1))
+        if requests > 1:  # forEach: the whole event makes several requests, each sent by the dispatcher
+            figures[f"{name}_requests_per_event"] = requests
+            figures[f"{name}_us_per_request_standin_sqs"] = round(seconds * 1e6 / requests, 1)
+    figures["accept_event_preset_goal_us_at_most"] = PRESET_GOAL_US
+    return figures
 
 
 def run() -> dict[str, Any]:
@@ -92,6 +181,7 @@ def run() -> dict[str, Any]:
         webhooks_s = best_per_call(lambda: fast.accept_event("shop", shop), 2000)
         moto_s = best_per_call(lambda: real.accept_event("crm", crm), 100, rounds=3)
         fetches = secrets.fetch_count
+        presets = _presets(secretsmanager, queue_url, logger, document["sources"]["crm"], hmac_s)
     finally:
         devnull.close()
         server.stop()
@@ -101,4 +191,5 @@ def run() -> dict[str, Any]:
         "accept_event_humanos_hmac_us_with_moto_enqueue": round(moto_s * 1e6, 1),
         "own_cost_share_of_moto_enqueue_path": round(hmac_s / moto_s, 3),
         "sender_secret_fetches": fetches,
+        **presets,
     }

@@ -10,11 +10,13 @@ import base64
 import secrets
 import shlex
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from humanos_bridge.errors import ConfigError
-from humanos_bridge.mapping import AuthConfig, MappingConfig
+from humanos_bridge.mapping import AuthConfig, MappingConfig, SourceConfig
+from humanos_bridge.mapping.expressions import Expression, header_names
 from humanos_bridge.sender_auth import (
     BASIC_AUTH,
     HUMANOS_HMAC,
@@ -85,31 +87,56 @@ def signed_headers(
     now: float | None = None,
     url: str | None = None,
     method: str = "POST",
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The headers a sender adds to ``body`` (``Content-Type`` included).
+    """The headers a sender sends with ``body``: ``Content-Type``, ``headers`` and the signature's.
 
     ``scheme`` is a scheme's name, or a source's whole auth block (``sender_auth(...).config``), which the
     ``hmac`` and ``api-key`` schemes need. ``url`` and ``method`` are the request the sender makes: needed by
     the schemes that sign them (``hubspot-v3``, an ``hmac`` template with ``{url}`` or ``{method}``).
+    ``headers`` are the other headers the sender sends (``identity_headers``), signed where the scheme signs them.
     """
     name, settings = (scheme.scheme, scheme.settings) if isinstance(scheme, AuthConfig) else (scheme, None)
-    headers = {"Content-Type": "application/json"}
+    sent = {"Content-Type": "application/json", **(headers or {})}
     if name == STANDARD_WEBHOOKS:
         stamp = None if now is None else int(now)
-        headers |= StandardWebhooksVerifier([secret]).sign_headers(f"msg_{uuid.uuid4().hex}", body, timestamp=stamp)
+        sent |= StandardWebhooksVerifier([secret]).sign_headers(f"msg_{uuid.uuid4().hex}", body, timestamp=stamp)
     elif name == HUMANOS_HMAC:
         stamp_ms = None if now is None else int(now * 1000)
-        headers |= HumanosHmacVerifier([secret]).sign(body, timestamp_ms=stamp_ms)
+        sent |= HumanosHmacVerifier([secret]).sign(body, timestamp_ms=stamp_ms)
     else:
         verifier = verifier_for(name, [secret], settings=settings)
         if isinstance(verifier, HmacVerifier):
             if verifier.signs_url and url is None:
                 raise ConfigError(f"{name} signs the request's URL; pass the URL the event is posted to (url=)")
             target = None if url is None else RequestTarget(method, url)
-            headers |= verifier.sign_headers(body, now=now, target=target)
+            sent |= verifier.sign_headers(body, now=now, target=target, headers=headers)
         elif isinstance(verifier, BasicAuthVerifier | ApiKeyVerifier):
-            headers |= verifier.sign_headers()
-    return headers
+            sent |= verifier.sign_headers()
+    return sent
+
+
+def identity_headers(source: SourceConfig, given: Mapping[str, str]) -> dict[str, str]:
+    """``given``, plus the headers ``source`` reads its event id from that ``given`` lacks, as the provider sends
+    them: a fresh id each (every delivery has its own, as ``X-GitHub-Delivery`` does).
+
+    ConfigError when a header the event type is read from is missing: only the sender knows the topic.
+    """
+    given_names = {name.lower() for name in given}
+    for name in headers_read(source.event_type):
+        if name.lower() not in given_names:
+            first = next(iter(source.rules), "<type>")
+            raise ConfigError(
+                f"source {source.name!r} reads its event type from the {name} header; send it with --header "
+                f"'{name}: <type>' (e.g. '{name}: {first}')"
+            )
+    missing = [name for name in headers_read(source.event_id) if name.lower() not in given_names]
+    return {**given, **{name: str(uuid.uuid4()) for name in dict.fromkeys(missing)}}
+
+
+def headers_read(expression: Expression | None) -> list[str]:
+    """The headers ``expression`` reads with ``header()``, named as the mapping file writes them."""
+    return [name for name in header_names(expression) if name is not None] if expression is not None else []
 
 
 def curl_command(url: str, headers: dict[str, str], body_file: Path) -> str:

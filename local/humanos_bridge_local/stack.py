@@ -407,7 +407,9 @@ class LocalStack:
                 self.sandbox.pin_api_version(sent or self.mapping.api_version)
             except VersionError as exc:
                 raise ConfigError(f"HumanosApiVersion: {exc}") from exc
-        self.sender_secrets = self._stored_state().get("senders") or generate_sender_secrets(self.mapping)
+        stored = self._stored_state().get("senders")
+        # Kept across restarts (--state-dir); a secretKey the mapping gained since gets a fresh secret.
+        self.sender_secrets = {**generate_sender_secrets(self.mapping), **(stored if isinstance(stored, dict) else {})}
         resources.secret_strings.update(
             HumanosSecret=self._humanos_secret(), SenderSecret=json.dumps(self.sender_secrets)
         )

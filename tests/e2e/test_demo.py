@@ -13,7 +13,7 @@ def test_demo_exits_zero_when_every_outcome_is_expected(capsys: pytest.CaptureFi
     assert main(["demo", "--parameter", "RateLimitPerMinute=6000"]) == 0
 
     out = capsys.readouterr().out
-    assert "OK: all 13 steps had the expected outcome, through the functions as sam build packages them" in out
+    assert "OK: all 16 steps had the expected outcome, through the functions as sam build packages them" in out
     assert "functions: packaged by sam build (.aws-sam/local/" in out
     assert "  in the DLQ    1\n" in out
     assert "ana@example.com" not in out

@@ -26,10 +26,14 @@ import stripe
 from hubspot.utils.signature import Signature as HubSpotSignature
 
 from humanos_bridge.mapping import load_mapping
+from humanos_bridge.masking import safe_id
+from humanos_bridge_local.cli import main
+from humanos_bridge_local.http_gateway import HttpGateway, Route
+from humanos_bridge_local.lambda_runtime import LocalContext
 from humanos_bridge_local.senders import sender_auth, signed_headers
 from tests.support.apigw import CRM_SECRET, HR_SECRET, SHOP_SECRET, apigw_event
-from tests.support.bridge import business_event
-from tests.support.ingest_env import IngestEnv, app, create_ingest, ingest_mapping
+from tests.support.bridge import ROOT, business_event
+from tests.support.ingest_env import IngestEnv, app, create_ingest, dispatching, ingest_mapping
 from tests.support.logs import check_lines, written_lines
 
 UNAUTHORIZED = {"error": {"code": "unauthorized", "message": "request signature could not be verified"}}
@@ -64,6 +68,8 @@ SECRETS = {
     "acme": "acme-example-secret",
 }
 PRESETS = ("stripe", "shopify", "github", "hubspot-v3", "typeform")
+#: Presets whose event carries one id per delivery: in the body (stripe, typeform) or in a header.
+BY_PROVIDER_ID = ("stripe", "shopify", "github", "typeform")
 STATIC = ("basic-auth", "api-key")
 TIMED = ("stripe", "hubspot-v3")
 
@@ -87,10 +93,16 @@ def ingest(moto: Any, sandbox: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: P
         mapping["sources"][name] = {**copy.deepcopy(crm), "auth": auth}
         mapping["sources"][eu(name)] = {**copy.deepcopy(crm), "auth": auth}
     mapping["sources"]["stripe-60"] = {**copy.deepcopy(crm), "auth": {"scheme": "stripe", "tolerance": 60}}
+    # Sources that say nothing of eventType and eventId: their provider preset's identity applies.
+    for scheme in BY_PROVIDER_ID:
+        mapping["sources"][f"{scheme}-ids"] = {"auth": {"scheme": scheme, "secretKey": scheme}, "rules": crm["rules"]}
+    preset = json.loads((ROOT / "mappings" / "presets" / "shopify-orders-paid.json").read_text(encoding="utf-8"))
+    mapping["sources"]["shopify-orders"] = {**preset["sources"]["shopify"], "auth": {"scheme": "shopify"}}
     env.bridge.with_mapping(monkeypatch, mapping, tmp_path)
     secrets = {"crm": [CRM_SECRET], "shop-webhooks": [SHOP_SECRET], "hr": [HR_SECRET], "stripe-60": [SECRETS["stripe"]]}
     secrets |= {name: [secret] for name, secret in SECRETS.items()}
     secrets |= {eu(name): [eu_secret(name)] for name in SECRETS}
+    secrets["shopify-orders"] = [SECRETS["shopify"]]
     env.set_sender_secrets(secrets)
     yield env
     app.service.cache_clear()
@@ -276,3 +288,163 @@ def test_a_copy_of_a_delivery_gets_the_first_answer_and_is_queued_once(ingest: I
     copy_of_it = ingest.invoke(copy.deepcopy(event))
     assert (first.status, copy_of_it.status, copy_of_it.body) == (202, 202, first.body)
     assert len(ingest.queued()) == 1
+
+
+# --- event identity ---------------------------------------------------------------------------------
+
+
+def provider_event(scheme: str, delivery_id: str, *, indent: int | None = None) -> tuple[bytes, dict[str, str]]:
+    """A crm contact.created event as ``scheme``'s provider sends it: its body, and the identity headers.
+
+    The delivery id goes where the provider puts it: the body's ``id`` (Stripe) or ``event_id`` (Typeform), or a
+    header (Shopify, GitHub). ``indent`` re-serialises the body, as a provider's retry may: other bytes, so another
+    signature, and so not a copy the replay guard answers: only the delivery id can tell it is the same event.
+    """
+    event = business_event("crm-contact-created", id="evt_crm_body_id")
+    headers: dict[str, str] = {}
+    if scheme == "stripe":
+        event["id"] = delivery_id
+    elif scheme == "typeform":
+        event.update(event_id=delivery_id, event_type=event["type"])
+    elif scheme == "shopify":
+        headers = {"x-shopify-topic": event["type"], "x-shopify-webhook-id": delivery_id}
+    else:
+        assert scheme == "github"
+        headers = {"x-github-event": event["type"], "x-github-delivery": delivery_id}
+    return json.dumps(event, indent=indent).encode(), headers
+
+
+def sync_delivery(source: str, scheme: str, body: bytes, identity: dict[str, str]) -> dict[str, Any]:
+    """``POST /requests/<source>`` of ``body``, signed as ``scheme``'s provider signs it, with its identity headers."""
+    headers = provider_headers(scheme, SECRETS[scheme], body, now=time.time(), url=url_of(source))
+    return apigw_event(source=source, route="requests", body=body, signed=False, headers={**headers, **identity})
+
+
+@pytest.mark.parametrize("scheme", BY_PROVIDER_ID)
+def test_two_deliveries_with_the_providers_delivery_id_make_one_request(ingest: IngestEnv, scheme: str) -> None:
+    """The source leaves eventType and eventId to its preset: the provider's delivery id is the event id.
+
+    Given a delivery, its retry (the same delivery id, the body re-serialised, signed afresh) and another delivery
+    of the same content; when each is sent to the synchronous route; then the first two are one Humanos request,
+    the third is another, and the sandbox stored exactly two.
+    """
+    source, delivery_id = f"{scheme}-ids", f"dlv-{uuid.uuid4().hex[:12]}"
+    first = ingest.invoke(sync_delivery(source, scheme, *provider_event(scheme, delivery_id)))
+    retry = ingest.invoke(sync_delivery(source, scheme, *provider_event(scheme, delivery_id, indent=2)))
+    other = ingest.invoke(sync_delivery(source, scheme, *provider_event(scheme, delivery_id + "-2", indent=4)))
+
+    assert (first.status, retry.status, other.status) == (201, 200, 201)
+    assert first.body["eventId"] == retry.body["eventId"] == safe_id(delivery_id)  # as answers show ids
+    assert retry.body["requestId"] == first.body["requestId"] != other.body["requestId"]
+    keys = [call.headers["idempotency-key"] for call in ingest.bridge.creations()]
+    assert keys == [f"{source}:{delivery_id}:marketing-consent-sms", f"{source}:{delivery_id}-2:marketing-consent-sms"]
+    assert len(ingest.bridge.sandbox.created) == 2
+
+
+def shopify_order(topic: str, webhook_id: str, **changes: Any) -> dict[str, Any]:
+    """The preset's sample order, signed as Shopify signs it, POSTed to /events/shopify-orders with its headers."""
+    order = json.loads((ROOT / "events" / "business" / "presets" / "shopify-orders-paid.json").read_text("utf-8"))
+    body = json.dumps({**order, **changes}).encode()
+    headers = provider_headers("shopify", SECRETS["shopify"], body, now=time.time(), url=url_of("shopify-orders"))
+    identity = {"x-shopify-topic": topic, "x-shopify-webhook-id": webhook_id, "x-shopify-shop-domain": "a.example"}
+    return apigw_event(source="shopify-orders", body=body, signed=False, headers={**headers, **identity})
+
+
+def test_a_shopify_order_is_matched_on_its_topic_header_and_made_once(ingest: IngestEnv) -> None:
+    """The shopify preset mapping, as shipped: the rule is chosen by X-Shopify-Topic, other topics are ignored.
+
+    Given orders/create (the order not paid yet) and orders/paid, each signed by Shopify's recipe; when both are
+    POSTed and the queue is dispatched; then only orders/paid is queued, and the sandbox stored its agreement once.
+    """
+    created = ingest.invoke(shopify_order("orders/create", "wh-create-1", financial_status="pending"))
+    assert (created.status, created.body) == (202, {"eventId": "wh-create-1", "status": "ignored"})
+    assert ingest.queued() == []
+
+    paid = ingest.invoke(shopify_order("orders/paid", "wh-paid-1"))
+    assert (paid.status, paid.body) == (202, {"eventId": "wh-paid-1", "status": "accepted"})
+    with dispatching(ingest) as dispatcher:
+        assert ingest.bridge.deliver(dispatcher.lambda_handler).failed_ids == []
+    [stored] = ingest.bridge.sandbox.created
+    assert stored["name"] == "Purchase agreement for order #1042"
+    [call] = ingest.bridge.creations()
+    assert call.headers["idempotency-key"] == "shopify:order:5871203254375:purchase-agreement"
+
+
+# --- `humanos-bridge send`, the command itself, over HTTP ------------------------------------------------
+
+
+@pytest.fixture
+def gateway(ingest: IngestEnv) -> Iterator[HttpGateway]:
+    """The ingest function behind a local HTTP API (as `humanos-bridge local` serves it), on a free port."""
+    routes = [Route("POST", "/events/{source}"), Route("POST", "/requests/{source}")]
+    server = HttpGateway(routes, lambda event: app.lambda_handler(event, LocalContext(20, "ingest"))).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def send(
+    gateway: HttpGateway, capsys: pytest.CaptureFixture[str], source: str, event: Path, secret: str, *headers: str
+) -> tuple[str, dict[str, Any]]:
+    """``humanos-bridge send SOURCE EVENT --url --secret --mapping [--header ...]``, which must exit 0: the line it
+    prints and the answer. (The ingest function runs in this process: its log and metric lines, one JSON object
+    each, are left out.)"""
+    given = [part for header in headers for part in ("--header", header)]
+    mapping = os.environ["MAPPING_FILE"]
+    command = ["send", source, str(event), "--url", gateway.base_url, "--secret", secret, "--mapping", mapping]
+    assert main([*command, *given]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if not line.startswith('{"')]
+    return printed[0], json.loads("\n".join(printed[1:]))
+
+
+@pytest.mark.parametrize("source", list(AUTH))
+def test_the_send_command_posts_each_scheme_signed_and_it_is_queued(
+    ingest: IngestEnv, gateway: HttpGateway, source: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """For every preset, static credential and the generic scheme: the CLI signs, posts, and the event is queued.
+
+    hubspot-v3 and acme sign the URL: the one the command posts to, which the ingest function rebuilds.
+    """
+    event = tmp_path / "event.json"
+    event.write_bytes(fresh_body())
+    line, answer = send(gateway, capsys, source, event, SECRETS[source])
+    assert line == f"POST {gateway.base_url}/events/{source} ({AUTH[source]['scheme']}) -> 202"
+    assert answer["status"] == "accepted"
+    [message] = ingest.queued()
+    assert message["Body"] == event.read_text()
+
+
+def test_the_send_command_adds_the_topic_given_and_a_fresh_delivery_id(
+    ingest: IngestEnv, gateway: HttpGateway, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A GitHub source reads its type and id from headers: --header gives the event, send makes the delivery id.
+
+    (Two events: GitHub signs only the body, so the same file sent twice is a copy, answered by the replay guard.)
+    """
+    answers = []
+    for name in ("first.json", "second.json"):
+        event = tmp_path / name
+        event.write_bytes(fresh_body())
+        answers.append(
+            send(gateway, capsys, "github-ids", event, SECRETS["github"], "X-GitHub-Event: contact.created")[1]
+        )
+    assert [answer["status"] for answer in answers] == ["accepted", "accepted"]
+    sent = [json.loads(message["Body"])["headers"]["x-github-delivery"] for message in ingest.queued()]
+    assert all(re.fullmatch(r"[0-9a-f-]{36}", delivery) for delivery in sent) and sent[0] != sent[1]
+    assert sorted(answer["eventId"] for answer in answers) == sorted(safe_id(delivery) for delivery in sent)
+
+
+def test_the_send_command_refuses_to_guess_a_topic(
+    ingest: IngestEnv, gateway: HttpGateway, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without X-Shopify-Topic the event could only be refused: the command says which header to give, posts nothing."""
+    event = tmp_path / "event.json"
+    event.write_bytes(fresh_body())
+    command = ["send", "shopify-ids", str(event), "--url", gateway.base_url, "--secret", SECRETS["shopify"]]
+    assert main([*command, "--mapping", os.environ["MAPPING_FILE"]]) == 2
+    assert capsys.readouterr().err == (
+        "humanos-bridge: error: source 'shopify-ids' reads its event type from the X-Shopify-Topic header; send it "
+        "with --header 'X-Shopify-Topic: <type>' (e.g. 'X-Shopify-Topic: contact.created')\n"
+    )
+    assert ingest.queued() == []

@@ -214,13 +214,13 @@ def test_users_versions_check_users(candidate: Any, expected: list[str]) -> None
 def test_valid_users_body_is_normalised_and_keeps_key_order() -> None:
     """Contacts inside users[] are normalised like contacts[]; nothing else changes."""
     given = {
-        "users": [{"contact": "+351 912 345 678", "secondaryContact": " Ana@EXAMPLE.com", "language": "POR"}],
+        "users": [{"contact": "+351 912 345 678", "secondaryContact": " Ana@EXAMPLE.com", "language": "PRT"}],
         "securityLevel": "HUMANOS_KYC",
         "resourcesIds": ["res_1"],
         "iframe": {"pubKey": "abc"},
     }
     assert validate_body(given, "2026-09-01") == {
-        "users": [{"contact": "+351912345678", "secondaryContact": "Ana@example.com", "language": "POR"}],
+        "users": [{"contact": "+351912345678", "secondaryContact": "Ana@example.com", "language": "PRT"}],
         "securityLevel": "HUMANOS_KYC",
         "resourcesIds": ["res_1"],
         "iframe": {"pubKey": "abc"},
@@ -233,7 +233,7 @@ def test_full_valid_body_passes_unchanged() -> None:
     full = body(
         securityLevel="CONTACT",
         resourcesIds=["res_1"],
-        credentials=[{"type": "document", "name": "NDA", "scope": "s", "data": {"a": [1, 2.5]}, "placements": []}],
+        credentials=[{"type": "DOCUMENT", "name": "NDA", "scope": "s", "data": {"a": [1, 2.5]}, "placements": []}],
         name="Consent",
         language="ENG",
         redirectUrl="https://example.com/done",
@@ -270,12 +270,18 @@ def test_an_internal_id_with_a_lone_surrogate_is_refused_before_the_request_exis
     [("pt-PT", " 'pt-PT'"), ("eng", " 'eng'"), ("+351912345678", " another text"), ("EN", " 'EN'")],
 )
 def test_language_is_three_capital_letters_and_a_contact_is_never_echoed(language: str, shown: str) -> None:
+    """2026-05-17's language is checked for its shape; users[].language (2026-07-07 on) against Humanos's enum."""
+    expected = {
+        "2026-05-17": f"must be a three-letter language code in capitals such as ENG or PRT, got{shown};",
+        "2026-09-01": "must be one of ENG, PRT, SPA, FRA (the languages Humanos takes), "
+        f"got{shown or ' another text'};",
+    }
     for api_version, body in (
         ("2026-05-17", {"contacts": ["+351912345678"], "groupIds": ["g"], "language": language}),
         ("2026-09-01", {"users": [{"contact": "+351912345678", "language": language}], "groupIds": ["g"]}),
     ):
         with pytest.raises(InvalidBodyError) as raised:
             validate_body(body, api_version)
-        assert f"must be a three-letter language code in capitals such as ENG or POR, got{shown};" in str(raised.value)
+        assert expected[api_version] in str(raised.value)
         assert "351912345678" not in str(raised.value)
     assert validate_body({"contacts": ["+351912345678"], "groupIds": ["g"], "language": "POR"}, "2026-05-17")

@@ -64,14 +64,14 @@ def test_constants_expressions_and_escapes() -> None:
         "contacts": [PHONE],
         "groupIds": ["=group", "g2"],
         "name": "==not an expression",
-        "credentials": [{"type": "document", "name": "=upper(title)", "data": {"n": "=n", "k": 1.5, "f": False}}],
+        "credentials": [{"type": "DOCUMENT", "name": "=upper(title)", "data": {"n": "=n", "k": 1.5, "f": False}}],
     }
     body = config(one_rule(request)).map_event("crm", event(group="g1", title="nda", n=3)).body
     assert body == {
         "contacts": [PHONE],
         "groupIds": ["g1", "g2"],
         "name": "=not an expression",
-        "credentials": [{"type": "document", "name": "NDA", "data": {"n": 3, "k": 1.5, "f": False}}],
+        "credentials": [{"type": "DOCUMENT", "name": "NDA", "data": {"n": 3, "k": 1.5, "f": False}}],
         "internalId": "crm:evt_1:r",
     }
 
@@ -384,7 +384,7 @@ def test_when_type_errors_are_mapping_errors() -> None:
 def test_non_json_values_from_the_event_are_mapping_errors() -> None:
     """A NaN copied into the body is refused by the body check, not by a crash."""
     cfg = config(
-        one_rule({"contacts": [PHONE], "groupIds": ["g"], "credentials": [{"type": "t", "name": "n", "data": "=x"}]})
+        one_rule({"contacts": [PHONE], "groupIds": ["g"], "credentials": [{"type": "JSON", "name": "n", "data": "=x"}]})
     )
     with pytest.raises(InvalidBodyError) as caught:
         cfg.map_event("crm", event(x=float("inf")))
@@ -395,12 +395,12 @@ def test_non_json_values_from_the_event_are_mapping_errors() -> None:
 
 def test_users_version_body() -> None:
     """With a users[] API version the template builds users and contacts inside are normalised."""
-    request = {"users": [{"contact": "=phone", "secondaryContact": "=email", "language": "POR"}], "groupIds": ["g"]}
+    request = {"users": [{"contact": "=phone", "secondaryContact": "=email", "language": "PRT"}], "groupIds": ["g"]}
     mapped = config(one_rule(request), api_version="2026-09-01").map_event(
         "crm", event(phone="+351 912 345 678", email=EMAIL)
     )
     assert wire.dumps(mapped.body) == (
-        '{"users":[{"contact":"+351912345678","secondaryContact":"ana@example.com","language":"POR"}],'
+        '{"users":[{"contact":"+351912345678","secondaryContact":"ana@example.com","language":"PRT"}],'
         '"groupIds":["g"],"internalId":"crm:evt_1:r"}'
     )
 

@@ -219,7 +219,8 @@ def test_the_example_mappings_have_no_traps() -> None:
 
     root = Path(__file__).resolve().parents[2] / "mappings"
     for file in sorted(root.glob("*.json")):
-        assert warnings(load_mapping(file)) == [], file
+        # A source's auth warning is about its provider (bridge.json's shopify signs no timestamp), not a trap.
+        assert [w for w in warnings(load_mapping(file)) if ".auth: " not in w] == [], file
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 
 from humanos_bridge import wire
 from humanos_bridge.errors import EventIgnored, MappingError
-from humanos_bridge.mapping import MappedRequest, MappingConfig, load_mapping
+from humanos_bridge.mapping import MappedRequest, MappingConfig, content_hash, load_mapping
 from humanos_bridge.mapping.lint import warnings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,7 +126,7 @@ def test_stripe_checkout_becomes_order_terms_by_email() -> None:
     assert request.idempotency_key == f"stripe:{STRIPE_SESSION}:order-terms"
     assert body("stripe-checkout.json") == (
         '{"contacts":["ana.silva@example.com"],'
-        '"credentials":[{"type":"document","name":"Order terms","data":{'
+        '"credentials":[{"type":"DOCUMENT","name":"Order terms","data":{'
         '"checkoutSession":"cs_test_a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuVwXyZ0123456789AbCdEf",'
         '"order":"order-1042","customer":"Ana Silva","amount":"12.50","currency":"EUR","termsVersion":"2026-01"}}],'
         '"securityLevel":"CONTACT","name":"Order terms for 12.50 EUR","language":"POR",'
@@ -148,7 +149,7 @@ def test_stripe_unknown_locale_and_no_metadata_fall_back() -> None:
     session.update(locale="auto", metadata={}, client_reference_id=None, currency="gbp", amount_total=1999)
     assert body("stripe-checkout.json", event) == (
         '{"contacts":["ana.silva@example.com"],'
-        '"credentials":[{"type":"document","name":"Order terms","data":{'
+        '"credentials":[{"type":"DOCUMENT","name":"Order terms","data":{'
         '"checkoutSession":"cs_test_a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuVwXyZ0123456789AbCdEf",'
         '"customer":"Ana Silva","amount":"19.99","currency":"GBP"}}],'
         '"securityLevel":"CONTACT","name":"Order terms for 19.99 GBP","language":"ENG",'
@@ -184,16 +185,16 @@ def test_stripe_other_event_types_are_ignored() -> None:
 
 def test_shopify_paid_order_becomes_a_purchase_agreement_with_its_lines() -> None:
     request = mapped("shopify-orders-paid.json")
-    assert (request.event_type, request.event_id) == ("orders/paid", "5871203254375")
+    assert (request.event_type, request.event_id) == ("orders/paid", "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043")
     assert body("shopify-orders-paid.json") == (
         '{"contacts":["ana.silva@example.com"],'
-        '"credentials":[{"type":"document","name":"Purchase agreement for order #1042","data":{'
+        '"credentials":[{"type":"DOCUMENT","name":"Purchase agreement for order #1042","data":{'
         '"order":"#1042","orderId":"gid://shopify/Order/5871203254375",'
         '"lineItems":[{"title":"Linen shirt","quantity":2,"total":"39.98"},'
         '{"title":"Canvas tote","quantity":1,"total":"12.50"}],'
         '"total":"57.47","currency":"EUR"}}],'
         '"securityLevel":"CONTACT","name":"Purchase agreement for order #1042","language":"POR",'
-        '"internalId":"shopify:5871203254375:purchase-agreement"}'
+        '"internalId":"shopify:order:5871203254375:purchase-agreement"}'
     )
 
 
@@ -227,13 +228,18 @@ def test_shopify_contact_falls_back_to_the_customer_then_the_phone() -> None:
     assert mapped("shopify-orders-paid.json", event).body["contacts"] == ["+351912345678"]
 
 
-def test_shopify_event_id_is_the_order_id_and_the_language_falls_back_to_english() -> None:
-    """The topic comes from its header, the event id from the body: one order, one id, whichever webhook id."""
+def test_shopify_event_id_is_the_delivery_and_the_key_is_the_order() -> None:
+    """The topic and the event id come from their headers (the shopify preset's); the request is the order's,
+    whichever delivery brings it (a second subscription delivers it under another X-Shopify-Webhook-Id)."""
+    other_delivery = {**HEADERS["shopify-orders-paid.json"], "x-shopify-webhook-id": "0f6e2d1c-delivery-2"}
+    first, second = mapped("shopify-orders-paid.json"), mapped("shopify-orders-paid.json", headers=other_delivery)
+    assert (second.event_type, second.event_id) == ("orders/paid", "0f6e2d1c-delivery-2")
+    assert first.idempotency_key == second.idempotency_key == "shopify:order:5871203254375:purchase-agreement"
     event = sample("shopify-orders-paid.json")
     event.update(id=5871203254376, customer_locale="de-DE")
-    request = mapped("shopify-orders-paid.json", event)
-    assert (request.event_type, request.event_id) == ("orders/paid", "5871203254376")
-    assert request.body["language"] == "ENG"
+    another_order = mapped("shopify-orders-paid.json", event)
+    assert another_order.idempotency_key == "shopify:order:5871203254376:purchase-agreement"
+    assert another_order.body["language"] == "ENG"
 
 
 # -- Typeform form_response ---------------------------------------------------------------------------
@@ -337,16 +343,32 @@ def test_hubspot_batch_becomes_one_consent_request_per_phone_set() -> None:
     """Four events in one POST: three phone changes become three requests, the contact.creation none."""
     source, sample_name = CASES["hubspot-contacts.json"]
     requests = preset("hubspot-contacts.json").map_requests(source, sample(sample_name))
-    assert [r.idempotency_key for r in requests] == ["hubspot:1001", "hubspot:1002", "hubspot:1004"]
+    assert [r.idempotency_key for r in requests] == [
+        f"hubspot:62515:2407:{event_id}:marketing-consent-sms" for event_id in (1001, 1002, 1004)
+    ]
+    assert {(r.event_type, r.event_id) for r in requests} == {("batch", content_hash(sample(sample_name)))}
     assert wire.dumps(requests[1].body) == (
         '{"contacts":["+351912000102"],"groupIds":["grp_marketing_consent"],"securityLevel":"CONTACT",'
-        '"name":"Marketing consent for HubSpot contact 5102","language":"ENG","internalId":"hubspot:1002"}'
+        '"name":"Marketing consent for HubSpot contact 5102","language":"ENG",'
+        '"internalId":"hubspot:62515:2407:1002:marketing-consent-sms"}'
     )
 
 
 def test_hubspot_event_sent_again_in_another_batch_has_the_same_key() -> None:
-    """HubSpot retries events, not batches: an event's key is its own, whatever else its batch holds."""
+    """HubSpot retries events, not batches, and counts the attempt in the event: its key is its own ids',
+    whatever else its batch holds and whichever attempt it is (the hubspot-v3 preset's item id)."""
     source, sample_name = CASES["hubspot-contacts.json"]
     batch = sample(sample_name)
-    alone = preset("hubspot-contacts.json").map_requests(source, [batch[1]])
-    assert [r.idempotency_key for r in alone] == ["hubspot:1002"]
+    retried = {**batch[1], "attemptNumber": 3}
+    alone = preset("hubspot-contacts.json").map_requests(source, [retried])
+    assert [r.idempotency_key for r in alone] == ["hubspot:62515:2407:1002:marketing-consent-sms"]
+
+
+def test_hubspot_event_without_its_id_is_keyed_by_its_content() -> None:
+    """An item without eventId (not HubSpot's shape) still gets a stable key: the batch's and the item's hashes."""
+    source, sample_name = CASES["hubspot-contacts.json"]
+    item = {key: value for key, value in sample(sample_name)[1].items() if key != "eventId"}
+    [first] = preset("hubspot-contacts.json").map_requests(source, [item])
+    [again] = preset("hubspot-contacts.json").map_requests(source, [copy.deepcopy(item)])
+    assert first.idempotency_key == again.idempotency_key
+    assert re.fullmatch(r"hubspot:[0-9a-f]{64}:marketing-consent-sms:[0-9a-f]{16}", first.idempotency_key)

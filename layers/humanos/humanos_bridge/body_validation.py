@@ -25,6 +25,13 @@ USERS_SINCE = "2026-07-07"
 MAX_RECIPIENTS = 20
 MAX_CREDENTIALS = 10
 SECURITY_LEVELS: tuple[str, ...] = ("CONTACT", "ORGANIZATION_KYC", "HUMANOS_KYC", "HUMANOS_REVALIDATION")
+#: ``users[].language`` values Humanos takes (API 2026-07-07 on): the enum of ``GenerateRequestUserDto.language`` in
+#: its OpenAPI document (SDK 1.2.0). Portuguese is PRT there, not ISO 639-2's POR. The documentation of the older
+#: top-level ``language`` (2026-05-17) gives only an example (ENG), so there only the shape is checked.
+USER_LANGUAGES: tuple[str, ...] = ("ENG", "PRT", "SPA", "FRA")
+#: Inline credential types Humanos takes: the enum of ``CredentialDto.type`` in its OpenAPI document (as the
+#: official SDK 1.2.0 ships it). Written in any case in a mapping, sent in capitals, as the enum spells them.
+CREDENTIAL_TYPES: tuple[str, ...] = ("DOCUMENT", "JSON", "POLICY")
 #: A request must name what is asked for through at least one of these.
 RESOURCE_FIELDS: tuple[str, ...] = ("groupIds", "resourcesIds", "credentials")
 
@@ -250,19 +257,41 @@ _SHOWABLE_LANGUAGE = re.compile(r"[A-Za-z_-]{1,12}")
 
 
 def _language(value: Any, where: str, problems: list[Problem]) -> Any:
-    """Humanos names languages with three capital letters (ISO 639-2, e.g. ENG, POR, SPA)."""
+    """API 2026-05-17 names languages with three capital letters (its documentation's example: ENG)."""
     if isinstance(value, str) and not _LANGUAGE.fullmatch(value):
         # Shown only when it cannot be a contact: a locale such as pt-PT, the usual mistake.
         shown = f" {value!r}" if _SHOWABLE_LANGUAGE.fullmatch(value) else ""
         problems.append(
             Problem(
                 where,
-                f"must be a three-letter language code in capitals such as ENG or POR, got{shown or ' another text'}; "
-                'map locales with lookup(), e.g. default(lookup(`{"pt-PT": "POR"}`, locale), \'ENG\')',
+                f"must be a three-letter language code in capitals such as ENG or PRT, got{shown or ' another text'}; "
+                f"map locales with lookup(), e.g. {_LOOKUP_EXAMPLE}",
             )
         )
         return value
     return _string(value, where, problems)
+
+
+def _user_language(value: Any, where: str, problems: list[Problem]) -> Any:
+    """``users[].language`` (API 2026-07-07 on): one of Humanos's enum, which is not ISO 639-2 throughout."""
+    if isinstance(value, str) and value in USER_LANGUAGES:
+        return value
+    if not isinstance(value, str) or not value.strip():
+        return _string(value, where, problems)
+    shown = f" {value!r}" if _SHOWABLE_LANGUAGE.fullmatch(value) else " another text"
+    # POR is ISO 639-2's Portuguese, and the code people reach for; Humanos spells it PRT.
+    portuguese = "; Portuguese is PRT for Humanos, not ISO 639-2's POR" if value.upper() == "POR" else ""
+    problems.append(
+        Problem(
+            where,
+            f"must be one of {', '.join(USER_LANGUAGES)} (the languages Humanos takes), got{shown}{portuguese}; "
+            f"map locales with lookup(), e.g. {_LOOKUP_EXAMPLE}",
+        )
+    )
+    return value
+
+
+_LOOKUP_EXAMPLE = """default(lookup(`{"pt-PT": "PRT"}`, locale), 'ENG')"""
 
 
 def _internal_id(value: Any, where: str, problems: list[Problem]) -> Any:
@@ -346,19 +375,60 @@ def _any(value: Any, where: str, problems: list[Problem]) -> Any:
     return value
 
 
+_SHOWABLE_WORD = re.compile(r"[A-Za-z_-]{1,40}")
+
+
+def _credential_type(value: Any, where: str, problems: list[Problem]) -> Any:
+    if isinstance(value, str) and value.strip().upper() in CREDENTIAL_TYPES:
+        return value.strip().upper()
+    if not isinstance(value, str) or not value.strip():
+        return _string(value, where, problems)
+    # Shown only when it cannot be a contact (a word such as payment-plan), as for languages.
+    shown = f" {value!r}" if _SHOWABLE_WORD.fullmatch(value) else " another text"
+    problems.append(
+        Problem(
+            where,
+            f"must be one of {', '.join(CREDENTIAL_TYPES)} (the credential types Humanos takes), got{shown}; "
+            "JSON is for general use, DOCUMENT for a document, POLICY for a mandate bound to an action",
+        )
+    )
+    return value
+
+
 _USER_CHECKERS: dict[str, Checker] = {
     "contact": _contact,
     "secondaryContact": _contact,
     "docId": _string,
-    "language": _language,
+    "language": _user_language,
     "signerQuality": _string,
 }
 _CREDENTIAL_CHECKERS: dict[str, Checker] = {
     **{key: _string for key in _CREDENTIAL_FIELDS},
+    "type": _credential_type,
     "data": _any,
     "placements": _any,
 }
 _DOC_ID_CHECKERS: dict[str, Checker] = {"contact": _contact, "docId": _string}
+
+
+#: The checkers of the fields inside each item of an object list, by the list's field.
+_ITEM_CHECKERS: dict[str, dict[str, Checker]] = {
+    "users": _USER_CHECKERS,
+    "credentials": _CREDENTIAL_CHECKERS,
+    "expectedDocIds": _DOC_ID_CHECKERS,
+}
+
+
+def item_field_problems(field: str, key: str, value: Any, where: str) -> list[Problem]:
+    """Problems with one field ``key`` of an item of the object list ``field`` (``credentials[0].type``).
+
+    For templates whose items hold expressions beside constants: the constants can still be checked at load.
+    """
+    checker = _ITEM_CHECKERS.get(field, {}).get(key)
+    problems: list[Problem] = []
+    if checker is not None:
+        checker(value, where, problems)
+    return problems
 
 
 def _users(value: Any, where: str, problems: list[Problem]) -> Any:

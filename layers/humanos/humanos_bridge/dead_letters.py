@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from humanos_bridge.masking import safe_id, safe_text
@@ -25,6 +26,7 @@ from humanos_bridge.queue_messages import (
     ATTR_EVENT_ID,
     ATTR_FIRST_SEEN_AT,
     ATTR_ORIGINAL_MESSAGE_ID,
+    ATTR_RECEIVED_AT,
     ATTR_SOURCE,
     CARRIED_ATTRIBUTES,
     QueuedEvent,
@@ -59,7 +61,6 @@ def parked_attributes(parcel: Parcel, *, sanitised: bool = False) -> dict[str, d
     if sanitised:
         carried = {name: None if value is None else safe_text(value, mask=False) for name, value in carried.items()}
     carried[ATTR_EVENT_ID] = safe_id(parcel.event_id or carried.get(ATTR_EVENT_ID))
-    first_seen = parcel.message.sent_at_ms or int(time.time() * 1000)
     return string_attributes(
         {
             **carried,
@@ -67,9 +68,34 @@ def parked_attributes(parcel: Parcel, *, sanitised: bool = False) -> dict[str, d
             ATTR_ERROR_STATUS: parcel.failure.status,
             ATTR_ERROR_REASON: safe_text(parcel.failure.reason, limit=MAX_REASON_CHARS),
             ATTR_ORIGINAL_MESSAGE_ID: parcel.message.message_id,
-            ATTR_FIRST_SEEN_AT: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(first_seen / 1000)),
+            ATTR_FIRST_SEEN_AT: first_seen_at(parcel.message),
         }
     )
+
+
+def first_seen_at(message: QueuedEvent) -> str:
+    """When the bridge first saw the event, as ``2026-05-17T10:00:00Z``.
+
+    The carried ``receivedAt`` when it holds a time: the ingest function stamps it when the business event
+    arrives, and a redrive carries it, so it stays put however often the event is redriven and parked again.
+    Otherwise (an event sent to the queue directly) the message's ``SentTimestamp``, which a redrive renews.
+    """
+    received = parse_instant(message.attributes.get(ATTR_RECEIVED_AT))
+    if received is not None:
+        return f"{received:%Y-%m-%dT%H:%M:%SZ}"
+    sent_ms = message.sent_at_ms or int(time.time() * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sent_ms / 1000))
+
+
+def parse_instant(value: str | None) -> datetime | None:
+    """An ISO 8601 time in UTC; None for anything else (whoever writes to the queue may set any attribute)."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):  # not a time, or one with no UTC form (year 1 at +14:00)
+        return None
 
 
 def park(sqs: Any, dead_letter_queue_url: str, parcels: Sequence[Parcel]) -> set[str]:

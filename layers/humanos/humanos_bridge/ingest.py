@@ -172,7 +172,7 @@ class IngestService:
             if admitted is None:
                 return self._ignored(trail)
             requests = admitted.requests
-            self._enqueue(source, request, requests[0], admitted.group)
+            self._enqueue(source, request, requests[0], admitted)
             trail.outcome = ACCEPTED
             answer: dict[str, Any] = {"eventId": safe_id(requests[0].event_id), "status": ACCEPTED}
             if len(requests) > 1:
@@ -253,7 +253,7 @@ class IngestService:
         trail.event_type, trail.event_id = requests[0].event_type, requests[0].event_id
         self._correlate(requests[0].event_id)
         group = self.mapping.message_group(source, event, headers) if is_fifo(self.queue_url) else None
-        return _Admitted(requests, group)
+        return _Admitted(requests, group, headers)
 
     def _authenticate(self, source: str, request: InboundRequest, trail: _Trail) -> None:
         auth = self.mapping.source(source).auth
@@ -294,7 +294,7 @@ class IngestService:
 
     # -- effects ----------------------------------------------------------------------------------
 
-    def _enqueue(self, source: str, request: InboundRequest, mapped: MappedRequest, group: str | None) -> None:
+    def _enqueue(self, source: str, request: InboundRequest, mapped: MappedRequest, admitted: _Admitted) -> None:
         attributes = string_attributes(
             {
                 ATTR_SOURCE: source,
@@ -307,7 +307,7 @@ class IngestService:
             }
         )
         config = self.mapping.source(source)
-        body = wrap_event(request.body, kept_headers(config, request)) if config.headers else request.body.decode()
+        body = wrap_event(request.body, admitted.headers) if config.headers else request.body.decode()
         size = len(body.encode()) + sum(
             len(name.encode()) + len(value["DataType"]) + len(value["StringValue"].encode())
             for name, value in attributes.items()
@@ -319,10 +319,10 @@ class IngestService:
                 details={"limit": MAX_MESSAGE_BYTES},
             )
         fifo: dict[str, str] = {}
-        if group is not None:
+        if admitted.group is not None:
             # The group keeps order; the idempotency key makes a sender's retry within 5 minutes one message (and
             # the idempotency table covers the rest of time).
-            fifo = {"MessageGroupId": group, "MessageDeduplicationId": mapped.idempotency_key}
+            fifo = {"MessageGroupId": admitted.group, "MessageDeduplicationId": mapped.idempotency_key}
         self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body, MessageAttributes=attributes, **fifo)
 
     def _ignored(self, trail: _Trail) -> Reply:
@@ -422,10 +422,12 @@ def _calls_end_by(context: LambdaContext | None) -> float | None:
 
 
 class _Admitted(NamedTuple):
-    """An event that passed the checks: what it maps to, and its FIFO message group (None: a standard queue)."""
+    """An event that passed the checks: what it maps to, its FIFO message group (None: a standard queue), and the
+    request headers its source keeps (queued with it)."""
 
     requests: tuple[MappedRequest, ...]
     group: str | None
+    headers: dict[str, str]
 
 
 def kept_headers(config: SourceConfig, request: InboundRequest) -> dict[str, str]:

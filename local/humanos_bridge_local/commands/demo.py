@@ -1,9 +1,10 @@
 """``humanos-bridge demo``: the sample events through a fresh local stack, checked against events/demo.json.
 
-Each step of the manifest names a sample event, its source, whether it is signed, an optional fault the
-Humanos sandbox answers for that event, and the outcome it must have: the HTTP status, the answer's
-``status`` or error ``code``, and what the dispatcher finally does with it (``created``, ``duplicate``,
-``parked``; nothing when the event is refused or ignored). Exit 0 when every step matches, 1 otherwise.
+Each step of the manifest names a sample event, its source, whether it is signed, the headers its sender adds
+(a Shopify topic), an optional fault the Humanos sandbox answers for that event, and the outcome it must have:
+the HTTP status, the answer's ``status`` or error ``code``, and what the dispatcher finally does with it
+(``created``, ``duplicate``, ``parked``; nothing when the event is refused, ignored or a copy). Exit 0 when
+every step matches and the sandbox stored exactly the requests the events made, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from humanos_bridge_local.aws_envelopes import queue_message
 from humanos_bridge_local.commands.local import add_stack_arguments, print_event, say, stack_options
 from humanos_bridge_local.flow import DISPATCH, HEADER
 from humanos_bridge_local.sandbox import Fault
-from humanos_bridge_local.senders import sender_auth, signed_headers
+from humanos_bridge_local.senders import identity_headers, sender_auth, signed_headers
 from humanos_bridge_local.stack import ROOT, LocalStack
 
 MANIFEST = ROOT / "events" / "demo.json"
@@ -59,6 +60,8 @@ class Step:
     humanos_fault: int | None = None
     #: None: POSTed to the ingest API; "eventbridge", "sns" or "sqs": put on the queue as that service would.
     via: str | None = None
+    #: Headers the sender adds besides its signature, such as the topic and delivery id Shopify sends.
+    headers: dict[str, str] = field(default_factory=dict)
     # What happened.
     http: int | None = None
     answer: dict[str, Any] = field(default_factory=dict)
@@ -117,10 +120,13 @@ def load_manifest(path: Path) -> list[Step]:
                     signed=bool(raw.get("signed", True)),
                     humanos_fault=raw.get("humanosFault"),
                     via=raw.get("via"),
+                    headers={str(name): str(value) for name, value in raw.get("headers", {}).items()},
                 )
             )
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"{path}: steps[{index}] needs name, source, event and expect ({exc})") from exc
+        except AttributeError as exc:
+            raise ConfigError(f"{path}: steps[{index}].headers must be an object of header values") from exc
         if not event.exists():
             raise ConfigError(f"{path}: steps[{index}] names {event}, which does not exist")
     if not steps:
@@ -174,10 +180,13 @@ def send_step(stack: LocalStack, step: Step) -> None:
         # Only this event's request is refused: its contact appears in no other sample's body.
         stack.sandbox.inject(Fault.status(step.humanos_fault), body_contains=_marker(step))
     auth = sender_auth(stack.mapping, step.source)
-    headers = {"Content-Type": "application/json"}
+    # As the provider sends them: the topic the step gives, and a delivery id the source reads (fresh if not given).
+    given = identity_headers(stack.mapping.source(step.source), step.headers)
+    headers = {"Content-Type": "application/json", **given}
     url = f"{stack.api_url}/events/{step.source}"
     if step.signed:
-        headers = signed_headers(auth.config or auth.scheme, stack.sender_secrets[auth.secret_key][0], body, url=url)
+        secret = stack.sender_secrets[auth.secret_key][0]
+        headers = signed_headers(auth.config or auth.scheme, secret, body, url=url, headers=given)
     response = urllib3.request("POST", url, body=body, headers=headers, timeout=15)
     step.http = response.status
     try:

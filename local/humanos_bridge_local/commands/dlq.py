@@ -10,8 +10,9 @@ sent or as ``list`` shows it.
 
 "First seen" is when the bridge first received the event: the carried ``receivedAt`` (the ingest function
 sets it; a redrive carries it), else the parked message's ``firstSeenAt``. The dispatcher sets the latter
-from the message it failed, so a redriven message would restart it; a redrive therefore carries it on as
-``receivedAt`` when the event has none (an event sent to the queue directly).
+from the carried ``receivedAt`` too, and only for an event without one (sent to the queue directly) from the
+message it failed, which a redrive renews; a redrive therefore carries the first ``firstSeenAt`` on as
+``receivedAt`` for such an event.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from humanos_bridge.dead_letters import parse_instant
 from humanos_bridge.errors import ConfigError
 from humanos_bridge.masking import safe_id, safe_text
 from humanos_bridge.queue_messages import (
@@ -87,7 +89,7 @@ class Parked:
     @property
     def first_seen(self) -> datetime | None:
         """When the bridge first received the event (see the module docstring); None when unknown."""
-        return _instant(self.attribute(ATTR_RECEIVED_AT)) or _instant(self.attribute(ATTR_FIRST_SEEN_AT))
+        return parse_instant(self.attribute(ATTR_RECEIVED_AT)) or parse_instant(self.attribute(ATTR_FIRST_SEEN_AT))
 
     @property
     def redrives(self) -> int:
@@ -180,7 +182,7 @@ def redrive_one(sqs: Any, target: Target, item: Parked) -> None:
     # Parked before the event id had a safe form, or moved by SQS itself with the sender's own attribute.
     carried[ATTR_EVENT_ID] = safe_id(item.attribute(ATTR_EVENT_ID))
     carried[ATTR_REDRIVE_COUNT] = item.redrives + 1
-    if _instant(item.attribute(ATTR_RECEIVED_AT)) is None and item.first_seen is not None:
+    if parse_instant(item.attribute(ATTR_RECEIVED_AT)) is None and item.first_seen is not None:
         # Sent to the queue directly: the first failure's time is the earliest the bridge knows, and the
         # dispatcher would date the next parking from this new message.
         carried[ATTR_RECEIVED_AT] = item.first_seen.isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -199,17 +201,6 @@ def redrive_one(sqs: Any, target: Target, item: Parked) -> None:
     )
     sqs.delete_message(QueueUrl=target.require_dlq(), ReceiptHandle=item.message["ReceiptHandle"])
     item.message["_deleted"] = True
-
-
-def _instant(value: str | None) -> datetime | None:
-    """An ISO 8601 time as the bridge writes it (``2026-05-17T10:00:00.000Z``), in UTC; None for anything else."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    except (ValueError, OverflowError):  # not a time, or one that has no UTC form (year 1 at +14:00)
-        return None
 
 
 def _redrive_count(value: str | None) -> int:

@@ -1,10 +1,14 @@
-"""``humanos-bridge mappings check|preview``: validate a mapping file, or show what an event becomes."""
+"""``humanos-bridge mappings init|check|preview``: start a mapping from a preset, validate a mapping file, or show
+what an event becomes."""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import shlex
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,21 @@ from humanos_bridge.mapping.explain import Evaluation, RuleExplanation, explain_
 from humanos_bridge.mapping.fan_out import CONTACT_FIELDS
 from humanos_bridge.mapping.lint import warnings
 from humanos_bridge.masking import mask_contact, mask_text
+from humanos_bridge_local.cli import command_name
+from humanos_bridge_local.senders import headers_read
+from humanos_bridge_local.stack import ROOT
+
+PRESETS_DIR = ROOT / "mappings" / "presets"
+PRESET_SAMPLES = ROOT / "events" / "business" / "presets"
+#: ``mappings init --preset NAME``: each preset's file in mappings/presets/ and its sample event in
+#: events/business/presets/. The name is the file's one source, so ``send NAME`` and ``/events/NAME`` match it.
+PRESETS: dict[str, tuple[str, str]] = {
+    "stripe": ("stripe-checkout.json", "stripe-checkout-session-completed.json"),
+    "shopify": ("shopify-orders-paid.json", "shopify-orders-paid.json"),
+    "typeform": ("typeform-consent.json", "typeform-form-response.json"),
+    "hubspot": ("hubspot-contacts.json", "hubspot-contact-batch.json"),
+    "hr": ("hr-employee-hired.json", "hr-employee-hired.json"),
+}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,6 +43,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Work with mapping files (see mappings/README.md).",
     )
     actions = parser.add_subparsers(dest="mappings_command", metavar="ACTION", required=True)
+    init = actions.add_parser(
+        "init",
+        help="write a preset mapping (Stripe, Shopify, Typeform, HubSpot, HR) to start from",
+        description=(
+            "Copy a preset from mappings/presets/ to FILE, and print how to check it, preview its sample event, "
+            f"set its sender secret and run it locally. Presets: {', '.join(PRESETS)}."
+        ),
+    )
+    init.add_argument("--preset", required=True, metavar="NAME", help=f"one of: {', '.join(PRESETS)}")
+    init.add_argument("--output", type=Path, metavar="FILE", help="where to write it (default: mappings/<NAME>.json)")
+    init.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    init.set_defaults(func=run_init)
     check = actions.add_parser("check", help="validate a mapping file; list every problem")
     check.add_argument("file", type=Path, help="mapping file (.json or .toml)")
     check.set_defaults(func=run_check)
@@ -47,6 +78,66 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="also show, rule by rule, each `when`, the rule chosen and what every expression found",
     )
     preview.set_defaults(func=run_preview)
+
+
+def run_init(args: argparse.Namespace) -> int:
+    name = args.preset.strip().lower()
+    if name not in PRESETS:
+        stems = {Path(file).stem: preset for preset, (file, _) in PRESETS.items()}  # the file's name works too
+        if name.removesuffix(".json") not in stems:
+            close = difflib.get_close_matches(name, [*PRESETS, *stems], n=1)
+            hint = f"; did you mean {stems.get(close[0], close[0])!r}?" if close else ""
+            return _fail(f"--preset {args.preset}: no such preset; use one of: {', '.join(PRESETS)}{hint}")
+        name = stems[name.removesuffix(".json")]
+    file, sample = PRESETS[name]
+    output: Path = args.output or ROOT / "mappings" / f"{name}.json"
+    if output.exists() and not args.force:
+        return _fail(f"{_path_shown(output)} exists; choose another --output FILE, or pass --force to overwrite it")
+    text = (PRESETS_DIR / file).read_text(encoding="utf-8")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        return _fail(f"cannot write {_path_shown(output)} ({exc.strerror}); choose another --output FILE")
+    print(f"wrote {_path_shown(output)} (the {name} preset, from mappings/presets/{file})")
+    print("\n".join(next_steps(load_mapping(output), output, PRESET_SAMPLES / sample)))
+    return 0
+
+
+def next_steps(cfg: MappingConfig, file: Path, sample: Path) -> list[str]:
+    """What to do with a mapping written by ``init``: check, preview the sample, the secret, run it locally."""
+    (source,) = cfg.sources
+    config = cfg.source(source)
+    cli, shown, event = command_name(), shlex.quote(str(_path_shown(file))), shlex.quote(str(_path_shown(sample)))
+    # The provider's headers the sample needs: the event type's from the rules, a fresh delivery id for the id's.
+    first_type = next(iter(config.rules))
+    types = headers_read(config.event_type)
+    values = {name: first_type for name in types}
+    values |= {name: str(uuid.uuid4()) for name in headers_read(config.event_id) if name not in values}
+    preview_headers = "".join(f" --header {shlex.quote(f'{n}: {v}')}" for n, v in values.items())
+    send_headers = "".join(f" --header {shlex.quote(f'{n}: {v}')}" for n, v in values.items() if n in types)
+    auth = config.auth
+    scheme, key = (auth.scheme, auth.secret_key) if auth is not None else ("(none)", source)
+    return [
+        "next:",
+        f"  1. edit it (group ids, form ids, locales: see its descriptions), then check it:  {cli} mappings check "
+        f"{shown}",
+        f"  2. preview its sample event:  {cli} mappings preview {shown} {event} --source {source}{preview_headers}",
+        f"  3. the sender secret: the source verifies the {scheme} signature with the secret under {key!r} in the "
+        f'bridge\'s sender secret ({{"{key}": ["<the provider\'s signing secret>"]}}; docs/senders.md says where '
+        "the provider shows it); the local stack generates one",
+        f"  4. run it locally:  {cli} local --mapping {shown}",
+        f"     and send the sample, signed as the provider signs:  {cli} send {source} {event} --mapping "
+        f"{shown}{send_headers}",
+    ]
+
+
+def _path_shown(path: Path) -> Path:
+    """``path`` relative to the working directory when it is inside it."""
+    try:
+        return path.absolute().relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def _load(file: Path) -> MappingConfig | None:

@@ -21,7 +21,7 @@ from humanos_bridge.sender_secrets import parse_sender_secret
 from humanos_bridge_local.aws_envelopes import VIAS, queue_message
 from humanos_bridge_local.commands.local import find_mapping
 from humanos_bridge_local.endpoints import Target, add_target_arguments, resolve_target
-from humanos_bridge_local.senders import sender_auth, signed_headers
+from humanos_bridge_local.senders import identity_headers, sender_auth, signed_headers
 from humanos_bridge_local.stack import ROOT
 
 DEFAULT_MAPPING = ROOT / "mappings" / "bridge.json"
@@ -61,6 +61,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--route", choices=("events", "requests"), default="events", help="queued (events) or sync")
     parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help=(
+            "a header the sender adds, such as the topic a Shopify or GitHub source reads its event type from "
+            "('X-Shopify-Topic: orders/paid'); repeat it. A delivery id the source reads (X-Shopify-Webhook-Id, "
+            "X-GitHub-Delivery) is made fresh unless given"
+        ),
+    )
+    parser.add_argument(
         "--via",
         choices=("http", *VIAS),
         default="http",
@@ -83,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
     given_mapping = find_mapping(args.mapping)
     target = None if (args.url and args.secret and given_mapping) else _target_or_none(args)
     mapping_file = given_mapping or (Path(target.mapping_file) if target and target.mapping_file else DEFAULT_MAPPING)
-    auth = sender_auth(load_mapping(mapping_file), args.source)
+    mapping = load_mapping(mapping_file)
+    auth = sender_auth(mapping, args.source)
+    given = identity_headers(mapping.source(args.source), parse_headers(args.header))
     secret = args.secret or _stored_secret(target, auth.secret_key)
     base = args.url or (target.api_url if target else None)
     if not base:
@@ -91,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     url = base.rstrip("/")
     if not url.endswith(f"/{args.route}/{args.source}"):
         url = f"{url}/{args.route}/{args.source}"
-    headers = signed_headers(auth.config or auth.scheme, secret, body, url=url)
+    headers = signed_headers(auth.config or auth.scheme, secret, body, url=url, headers=given)
     try:
         response = urllib3.request("POST", url, body=body, headers=headers, timeout=30, retries=False)
     except urllib3.exceptions.HTTPError as exc:
@@ -103,6 +116,17 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         print(masked(text))
     return 0 if response.status < 400 else 1
+
+
+def parse_headers(given: list[str]) -> dict[str, str]:
+    """``--header 'Name: value'`` options; ConfigError for one without a colon or a name."""
+    headers = {}
+    for text in given:
+        name, colon, value = text.partition(":")
+        if not colon or not name.strip():
+            raise ConfigError(f"--header {text!r}: write it as 'Name: value'")
+        headers[name.strip()] = value.strip()
+    return headers
 
 
 def _enqueue(args: argparse.Namespace, body: bytes) -> int:

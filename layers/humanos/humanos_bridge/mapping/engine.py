@@ -20,6 +20,7 @@ from humanos_bridge.errors import EventIgnored, InvalidBodyError, MappingError, 
 from humanos_bridge.mapping.expressions import evaluating
 from humanos_bridge.mapping.fan_out import item_key, items_of
 from humanos_bridge.mapping.model import MappedRequest, RuleConfig, SourceConfig
+from humanos_bridge.mapping.providers import item_id as provider_item_id
 from humanos_bridge.mapping.templates import OMIT, Node, child_path, render
 from humanos_bridge.masking import mask_text
 
@@ -329,7 +330,9 @@ def _idempotency_key(config: SourceConfig, rule: RuleConfig, scope: Any, event_i
     if rule.idempotency_key is None:
         key = f"{config.name}:{event_id}:{rule.name}"
         if item is not None:
-            key = item_key(key, scope, f"{rule.path}.forEach")
+            # The provider's own id of the item (HubSpot's), which a retry keeps; else a hash of the item.
+            own_id = provider_item_id(config.auth.scheme, scope) if config.auth is not None else None
+            key = f"{config.name}:{own_id}:{rule.name}" if own_id else item_key(key, scope, f"{rule.path}.forEach")
     else:
         found = _text_value(rule.idempotency_key, scope, f"{rule.path}.idempotencyKey", allow_missing=False)
         assert found is not None  # allow_missing=False never returns None

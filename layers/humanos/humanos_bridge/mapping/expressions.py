@@ -14,7 +14,7 @@ import difflib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 import jmespath
@@ -209,7 +209,11 @@ class BridgeFunctions(jp_functions.Functions):  # type: ignore[misc]  # jmespath
         if int(decimals) != decimals or not 0 <= decimals <= 20:
             raise FunctionFailed("fixed() argument 2 must be a whole number of decimals from 0 to 20")
         exponent = Decimal(1).scaleb(-int(decimals))
-        return str(_decimal(value).quantize(exponent, rounding=ROUND_HALF_UP))
+        number = _decimal(value)
+        with localcontext() as context:
+            # quantize() refuses a result with more digits than the precision (28): 1e26 with 2 decimals has 29.
+            context.prec = max(context.prec, number.adjusted() + 2 + int(decimals))
+            return str(number.quantize(exponent, rounding=ROUND_HALF_UP))
 
     # -- text -------------------------------------------------------------------------------------
     # A null string gives null, so that the field it fills is left out.
@@ -271,7 +275,7 @@ class BridgeFunctions(jp_functions.Functions):  # type: ignore[misc]  # jmespath
 
     @jp_functions.signature({"types": ["object"]}, {"types": ["string", "number", "null"]})  # type: ignore[untyped-decorator]
     def _func_lookup(self, table: dict[str, Any], key: Any) -> Any:
-        """``lookup(`{"pt-PT": "POR"}`, locale)``: the table's value for the key, or null (then default())."""
+        """``lookup(`{"pt-PT": "PRT"}`, locale)``: the table's value for the key, or null (then default())."""
         return None if key is None else table.get(_text(key))
 
     @jp_functions.signature()  # type: ignore[untyped-decorator]

@@ -61,6 +61,7 @@ def traps(expression: Expression, is_field: bool) -> list[str]:
         found.append(_PIPE_TRAP)
     if _quoted_name_compared(expression.text):
         found.append(_QUOTED_TRAP)
+    found.extend(_bare_word_trap(operator, word) for operator, word in _bare_words_compared(expression.text))
     if is_field and ast["type"] in ("not_expression", "comparator"):
         found.append(_LOGIC_FIELD_TRAP)
     if is_field and ast["type"] == "multi_select_list":
@@ -81,6 +82,42 @@ _LOGIC_FIELD_TRAP = (
     "with a rule's `when`, or use `a || b` for a fallback"
 )
 _NULL_ITEMS_TRAP = "a list built with [a, b] keeps its null items, and they stay in the body; wrap it: compact([a, b])"
+
+
+#: JMESPath's names for its equality operators, as written.
+_EQUALITY = {"eq": "==", "ne": "!="}
+#: Tokens after a name that make it a path or a call (``a.b``, ``a[0]``, ``f(x)``), not a lone word.
+_PATH_CONTINUATIONS = ("dot", "lbracket", "lparen", "filter", "flatten")
+#: Bare words people write for JSON's constants; in JMESPath they are field names too.
+_JSON_CONSTANTS = ("true", "false", "null")
+
+
+def _bare_word_trap(operator: str, word: str) -> str:
+    if word in _JSON_CONSTANTS:
+        return (
+            f"{word} after {operator} is a field named {word!r}, not JSON's {word}, so the comparison is almost "
+            f"never what it seems; write the constant in backticks: {operator} `{word}`"
+        )
+    return (
+        f"{word} after {operator} is a field of the event, not text: an event without that field compares with "
+        f"null, so the result is false (or true when the other side is missing too); for text, quote it: "
+        f"{operator} '{word}' (comparing two fields is fine as it is)"
+    )
+
+
+def _bare_words_compared(text: str) -> list[tuple[str, str]]:
+    """``(operator, word)`` for each unquoted single word right after == or != (``status == paid``)."""
+    tokens = list(Lexer().tokenize(text))
+    found = []
+    for index in range(len(tokens) - 2):
+        operator, word, after = tokens[index : index + 3]
+        if (
+            operator["type"] in _EQUALITY
+            and word["type"] == "unquoted_identifier"
+            and after["type"] not in _PATH_CONTINUATIONS
+        ):
+            found.append((_EQUALITY[operator["type"]], str(word["value"])))
+    return found
 
 
 def _nodes(node: Any) -> Iterator[dict[str, Any]]:

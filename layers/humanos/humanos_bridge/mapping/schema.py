@@ -20,8 +20,10 @@ from humanos_bridge.body_validation import (
     KNOWN_API_VERSIONS,
     NESTED_FIELDS,
     Problem,
+    body_fields,
     check_field,
     field_name_problems,
+    item_field_problems,
     json_type,
     required_problems,
     unknown_field_problem,
@@ -38,9 +40,11 @@ from humanos_bridge.mapping.model import (
     SourceConfig,
     SourceMatch,
 )
+from humanos_bridge.mapping.providers import with_provider_identity
 from humanos_bridge.mapping.templates import (
     EXPRESSION_PREFIX,
     Arr,
+    Const,
     Node,
     Obj,
     TemplateError,
@@ -280,6 +284,7 @@ def _source(name: str, raw: Any, api_version: str | None, problems: _Problems) -
     if not isinstance(raw, dict):
         problems.add(path, f"must be an object (eventType, eventId, rules...), got {json_type(raw)}")
         return None
+    raw = with_provider_identity(raw)  # a provider preset's eventType, eventId and headers, where left out
     _check_keys(raw, SOURCE_KEYS, path, problems)
     event_type = _expression_field(raw, "eventType", path, problems, required=True)
     event_id = _expression_field(raw, "eventId", path, problems, required=False)
@@ -575,13 +580,13 @@ def _compile(value: Any, path: str, problems: _Problems) -> Node:
     return _compile_checked(value, path, problems)[0]
 
 
-def _compile_checked(value: Any, path: str, problems: _Problems) -> tuple[Node, bool]:
-    """The compiled template and whether it compiled cleanly."""
+def _compile_checked(value: Any, path: str, problems: _Problems) -> tuple[Node, list[str]]:
+    """The compiled template and where its parts failed to compile (empty when it compiled cleanly)."""
     errors: list[TemplateError] = []
     node = compile_template(value, path, errors)
     for error in errors:
         problems.add(error.where, error.message)
-    return node, not errors
+    return node, [error.where for error in errors]
 
 
 def _request(raw: dict[str, Any], path: str, api_version: str | None, problems: _Problems) -> Obj | None:
@@ -592,37 +597,110 @@ def _request(raw: dict[str, Any], path: str, api_version: str | None, problems: 
     if not isinstance(template, dict):
         problems.add(path, f"must be an object (the request body template), got {json_type(template)}")
         return None
-    node, clean = _compile_checked(template, path, problems)
+    node, failed = _compile_checked(template, path, problems)
     assert isinstance(node, Obj)  # a dict compiles to Obj
-    if api_version is not None:
-        # Values are only checked when every part compiled: a failed part would read as null.
-        _check_request(node, path, api_version, problems, check_values=clean)
+    _check_request(node, path, api_version, failed, problems)
     return node
 
 
-def _check_request(node: Obj, path: str, api_version: str, problems: _Problems, *, check_values: bool) -> None:
-    """What can be known before any event: required fields, field names and constant values."""
+def _check_request(node: Obj, path: str, api_version: str | None, failed: list[str], problems: _Problems) -> None:
+    """What can be known before any event: required fields, field names and constant values.
+
+    Every field is checked whatever else is wrong, so that one run of ``mappings check`` lists every problem:
+    a field whose own expression failed to compile is the only one left out (it would read as null), and with
+    a wrong ``apiVersion`` (already reported) each value is checked under a version that has its field.
+    """
     present = {key for key, _ in node.items}
-    for problem in required_problems(present - {"internalId"}, api_version):
-        problems.add(problem.at(path).partition(": ")[0], problem.what)
+    if api_version is not None:
+        for problem in required_problems(present - {"internalId"}, api_version):
+            problems.add(problem.at(path).partition(": ")[0], problem.what)
     for key, child in node.items:
+        where = child_path(path, key)
         if key == "internalId":
             problems.add(
-                child_path(path, key),
+                where,
                 "set internalId on the rule, not inside request; move it up one level "
                 "(it defaults to the idempotency key)",
             )
             continue
-        if is_constant(child) and check_values:
-            found = check_field(key, render(child, None), api_version)[1]
-        else:
+        version = api_version or _version_with_field(key)
+        if version is None:  # unknown in every version, and apiVersion is wrong too
+            found = [unknown_field_problem(key, key, _ALL_BODY_FIELDS)]
+        elif is_constant(child) and not any(_under(place, where) for place in failed):
+            found = [_with_expression_hint(p, child, key) for p in check_field(key, render(child, None), version)[1]]
+        elif api_version is not None:
             found = field_name_problems(key, api_version) or _nested_key_problems(key, child)
+        else:
+            found = _nested_key_problems(key, child)
         for problem in found:
             problems.add(problem.at(path).partition(": ")[0], problem.what)
 
 
+#: Every top-level body field of any API version, for a field name checked when apiVersion is wrong.
+_ALL_BODY_FIELDS: tuple[str, ...] = tuple(
+    dict.fromkeys(field for version in KNOWN_API_VERSIONS for field in body_fields(version))
+)
+#: Body fields that are lists of strings: a path written without '=' there is best read with as_list().
+_STRING_LIST_FIELDS = ("contacts", "groupIds", "resourcesIds", "authorizedDIDs")
+
+
+def _version_with_field(key: str) -> str | None:
+    """The first API version whose body has ``key`` (the file's apiVersion being unusable)."""
+    return next((version for version in KNOWN_API_VERSIONS if not field_name_problems(key, version)), None)
+
+
+def _under(place: str, where: str) -> bool:
+    """True when ``place`` is ``where`` or inside it (``where.x``, ``where[0]``)."""
+    return place == where or place.startswith((f"{where}.", f"{where}["))
+
+
+def _with_expression_hint(problem: Problem, child: Node, key: str) -> Problem:
+    """``problem`` with a hint when the constant it is about reads like an expression missing its '='.
+
+    ``"contacts": "data.contact.phone"`` is a constant (the text itself), so the body check only says
+    "must be a list, got string": the missing '=' is the real mistake, and the message should say so.
+    """
+    text = _constant_strings(child, key).get(problem.where)
+    if text is None or not _reads_like_expression(text):
+        return problem
+    fix = f"as_list({text})" if problem.where == key and key in _STRING_LIST_FIELDS else text
+    return Problem(
+        problem.where,
+        f"{problem.what}; {json.dumps(text)} is sent as this very text: to read it from the event, start it "
+        f"with '=': {json.dumps(EXPRESSION_PREFIX + fix)}",
+    )
+
+
+def _constant_strings(node: Node, where: str) -> dict[str, str]:
+    """The constant strings under ``node`` by their place, written as body problems name it (``users[0].contact``)."""
+    if isinstance(node, Const):
+        return {where: node.value} if isinstance(node.value, str) else {}
+    found: dict[str, str] = {}
+    if isinstance(node, Obj):
+        for key, child in node.items:
+            found.update(_constant_strings(child, f"{where}.{key}"))
+    elif isinstance(node, Arr):
+        for index, child in enumerate(node.items):
+            found.update(_constant_strings(child, f"{where}[{index}]"))
+    return found
+
+
+def _reads_like_expression(text: str) -> bool:
+    """A path, projection or function call (``data.contact.phone``, ``as_list(phone)``), not a bare word.
+
+    A bare word (``KYC``, ``document``) also compiles as JMESPath, but it is far likelier to be meant as text.
+    Contacts, URLs and sentences do not compile, so no hint is ever given for them.
+    """
+    try:
+        parsed = compile_expression(text).parsed.parsed
+    except ExpressionSyntaxError:
+        return False
+    return isinstance(parsed, dict) and parsed.get("type") not in ("field", "literal", "current", "identity")
+
+
 def _nested_key_problems(key: str, child: Node) -> list[Problem]:
-    """Field names inside users[] / credentials[] / expectedDocIds[] items written as objects."""
+    """Inside users[] / credentials[] / expectedDocIds[] items written as objects: field names, required
+    fields, and the value of every field that is a constant (``"type": "payment-plan"`` beside an expression)."""
     spec = NESTED_FIELDS.get(key)
     if spec is None or not isinstance(child, Arr):
         return []
@@ -635,6 +713,10 @@ def _nested_key_problems(key: str, child: Node) -> list[Problem]:
         where = f"{key}[{index}]"
         found.extend(Problem(f"{where}.{r}", "required; add it") for r in required if r not in names)
         found.extend(unknown_field_problem(f"{where}.{n}", n, fields) for n in names if n not in fields)
+        for name, value in item.items:
+            if name in fields and is_constant(value):
+                problems = item_field_problems(key, name, render(value, None), f"{where}.{name}")
+                found.extend(_with_expression_hint(p, child, key) for p in problems)
     return found
 
 
