@@ -73,10 +73,12 @@ EXPECTED_VALUES = {
 }
 
 
-def test_template_declares_exactly_the_two_functions(template: Template) -> None:
-    """The bridge is the ingest function and the dispatcher; a new function needs these tests extended."""
-    assert sorted(template.of_type("AWS::Serverless::Function")) == sorted(FUNCTIONS), (
-        "template.yaml should declare IngestFunction and DispatcherFunction; extend tests/infrastructure for new ones"
+def test_template_declares_exactly_the_three_functions(template: Template) -> None:
+    """The bridge is the ingest function, the dispatcher and the receiver (its own checks are in
+    test_receiver_template.py); a new function needs these tests extended."""
+    assert sorted(template.of_type("AWS::Serverless::Function")) == sorted([*FUNCTIONS, "ReceiverFunction"]), (
+        "template.yaml should declare IngestFunction, DispatcherFunction and ReceiverFunction; extend "
+        "tests/infrastructure for new ones"
     )
 
 

@@ -41,6 +41,8 @@ ENV_NAMES: dict[str, str] = {
     "sender_secret_id": "SENDER_SECRET_ID",
     "signature_tolerance_seconds": "SIGNATURE_TOLERANCE_SECONDS",
     "idempotency_ttl_seconds": "IDEMPOTENCY_TTL_SECONDS",
+    "webhook_secret_id": "WEBHOOK_SECRET_ID",
+    "webhook_event_bus": "WEBHOOK_EVENT_BUS_NAME",
 }
 
 
@@ -83,6 +85,10 @@ class Settings:
     #: How long an event's idempotency record is kept: longer than the DLQ's 14-day retention, so a
     #: redrive never creates a second request.
     idempotency_ttl_seconds: int = 15 * 24 * 3600
+    #: The receiver: ARN or name of the secret ``{"signatureSecret", "encryptionSecret", "encryptionSalt"}``.
+    webhook_secret_id: str = ""
+    #: The receiver: the EventBridge bus (name or ARN) that Humanos's webhooks are published to.
+    webhook_event_bus: str = ""
 
     def __post_init__(self) -> None:
         positive = (

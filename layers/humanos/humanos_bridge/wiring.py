@@ -26,6 +26,7 @@ from humanos_bridge.settings import ENV_NAMES, MAX_BATCH_SIZE, Settings
 if TYPE_CHECKING:
     from humanos_bridge.dispatch import Dispatcher
     from humanos_bridge.ingest import IngestService
+    from humanos_bridge.receive.service import ReceiverService
 
 
 def require(settings: Settings, *names: str) -> None:
@@ -163,6 +164,60 @@ def ingest_service(
         tolerance=settings.signature_tolerance_seconds,
         # In the idempotency table, through the client the synchronous route already uses.
         replays=ReplayGuard.beside(sender.ledger, logger=logger),
+        logger=logger,
+        metrics=metrics,
+        **overrides,
+    )
+
+
+#: The AWS services the receiver calls (its session's named-services loader: ``aws_session``).
+RECEIVER_SERVICES = ("dynamodb", "events", "secretsmanager")
+#: The receiver answers Humanos within its 10 s Timeout: an AWS call that hangs fails (503, Humanos retries)
+#: well before Lambda would kill the invocation.
+_RECEIVER_AWS_CONFIG = Config(connect_timeout=2, read_timeout=4, retries={"mode": "standard", "max_attempts": 2})
+
+
+def receiver_service(
+    settings: Settings,
+    *,
+    session: boto3.session.Session | None = None,
+    logger: Logger | None = None,
+    metrics: Metrics | None = None,
+    **overrides: Any,
+) -> ReceiverService:
+    """The receiver function's service: the webhook secrets, the idempotency table and the bus.
+
+    Checked at cold start: every setting it needs, and the mapping when ``MAPPING_FILE`` names one (it only
+    tells which business event a webhook answers, ``receive.origin``). Builds clients only; calls nothing.
+    """
+    # Imported here: only the receiver loads ``cryptography`` (through receive.decryption).
+    from humanos_bridge.receive.dedup import Deduplicator
+    from humanos_bridge.receive.origin import OriginIndex
+    from humanos_bridge.receive.publish import Publisher
+    from humanos_bridge.receive.service import ReceiverService
+    from humanos_bridge.receive.webhook_secret import WebhookSecretStore
+
+    require(settings, "webhook_secret_id", "webhook_event_bus", "idempotency_table")
+    session = session or lambda_session(RECEIVER_SERVICES)
+    mapping = load_mapping(settings) if settings.mapping_file else None
+    secrets = WebhookSecretStore(
+        settings.webhook_secret_id,
+        ttl_seconds=settings.secret_ttl_seconds,
+        boto3_client=session.client("secretsmanager", config=_RECEIVER_AWS_CONFIG),
+    )
+    dedup = Deduplicator.in_table(
+        session.client("dynamodb", config=_RECEIVER_AWS_CONFIG),
+        settings.idempotency_table,
+        ttl_seconds=settings.idempotency_ttl_seconds,
+        logger=logger,
+    )
+    publisher = Publisher(session.client("events", config=_RECEIVER_AWS_CONFIG), settings.webhook_event_bus)
+    return ReceiverService(
+        secrets,
+        publisher,
+        dedup,
+        origins=OriginIndex.from_mapping(mapping),
+        tolerance=settings.signature_tolerance_seconds,
         logger=logger,
         metrics=metrics,
         **overrides,
