@@ -13,9 +13,10 @@ from typing import Any
 
 import urllib3
 
-from humanos_bridge import USER_AGENT, signing, wire
-from humanos_bridge.client import HumanosClient
-from humanos_bridge.credentials import StaticCredentials
+from humanos_bridge import USER_AGENT
+from humanos_bridge.core import signing, wire
+from humanos_bridge.core.client import HumanosClient
+from humanos_bridge.core.credentials import StaticCredentials
 from humanos_bridge_local.sandbox import Sandbox
 
 API_VERSION = "2026-05-17"

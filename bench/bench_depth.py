@@ -24,9 +24,9 @@ from functools import partial
 from typing import Any
 
 from bench.timing import best_per_call
-from humanos_bridge.errors import BridgeError
-from humanos_bridge.http_request import MAX_JSON_DEPTH, parse_json
-from humanos_bridge.wire import json_depth
+from humanos_bridge.core.errors import BridgeError
+from humanos_bridge.core.http_request import MAX_JSON_DEPTH, parse_json
+from humanos_bridge.core.wire import json_depth
 
 SIZES_KIB = (16, 64, 128, 256)
 _ITEM = b'{"id":12345,"name":"Ada Lovelace","tags":["a","b"],"ok":true}'

@@ -53,13 +53,14 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 
 from bench.store_model import ModelledPersistence
 from bench.timing import best_per_call
-from humanos_bridge import USER_AGENT, signing, wire, wiring
-from humanos_bridge.client import reset_default_pool
-from humanos_bridge.credentials import SecretsManagerCredentials
-from humanos_bridge.dispatch import CREATED, Dispatcher, Outcome
-from humanos_bridge.exactly_once import body_hash
+from humanos_bridge import USER_AGENT, wiring
+from humanos_bridge.core import signing, wire
+from humanos_bridge.core.client import reset_default_pool
+from humanos_bridge.core.credentials import SecretsManagerCredentials
+from humanos_bridge.core.exactly_once import body_hash
+from humanos_bridge.core.queue_messages import parse_batch
+from humanos_bridge.dispatch.service import CREATED, Dispatcher, Outcome
 from humanos_bridge.mapping import MappingConfig, load_mapping, load_mapping_cached
-from humanos_bridge.queue_messages import parse_batch
 from humanos_bridge.settings import Settings
 from humanos_bridge_local.lambda_runtime import LocalContext, lambda_sqs_record
 from humanos_bridge_local.moto_server import MotoServer

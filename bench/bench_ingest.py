@@ -30,11 +30,11 @@ from aws_lambda_powertools import Logger
 from moto.server import ThreadedMotoServer
 
 from bench.timing import best_per_call
-from humanos_bridge.http_request import InboundRequest, parse_json
-from humanos_bridge.ingest import IngestService, kept_headers
+from humanos_bridge.core.http_request import InboundRequest, parse_json
+from humanos_bridge.core.sender_auth import HumanosHmacVerifier, StandardWebhooksVerifier
+from humanos_bridge.ingest.sender_secrets import SenderSecrets
+from humanos_bridge.ingest.service import IngestService, kept_headers
 from humanos_bridge.mapping import parse_mapping
-from humanos_bridge.sender_auth import HumanosHmacVerifier, StandardWebhooksVerifier
-from humanos_bridge.sender_secrets import SenderSecrets
 from humanos_bridge_local.senders import signed_headers
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ from typing import Any
 from jmespath.parser import Parser
 
 from bench.timing import best_per_call
-from humanos_bridge import wire
+from humanos_bridge.core import wire
 from humanos_bridge.mapping import load_mapping
 
 ROOT = Path(__file__).resolve().parent.parent

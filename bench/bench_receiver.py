@@ -26,7 +26,8 @@ from aws_lambda_powertools import Logger
 from moto.server import ThreadedMotoServer
 
 from bench.timing import best_per_call
-from humanos_bridge.http_request import InboundRequest
+from humanos_bridge.core.http_request import InboundRequest
+from humanos_bridge.core.replays import ReplayGuard
 from humanos_bridge.mapping import load_mapping
 from humanos_bridge.receive import decryption
 from humanos_bridge.receive.dedup import Deduplicator
@@ -35,7 +36,6 @@ from humanos_bridge.receive.publish import Publisher
 from humanos_bridge.receive.service import ReceiverService
 from humanos_bridge.receive.webhook_auth import sign_webhook
 from humanos_bridge.receive.webhook_secret import WebhookSecretStore
-from humanos_bridge.replays import ReplayGuard
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "events" / "apigw" / "post-humanos-webhook-credential.json"

@@ -33,7 +33,7 @@ class ConditionalCheckFailedException(Exception):
 
 
 class ModelledTable:
-    """The three DynamoDB calls the ledger makes (``humanos_bridge.ledger``), on a dict."""
+    """The three DynamoDB calls the ledger makes (``humanos_bridge.core.ledger``), on a dict."""
 
     class exceptions:
         ConditionalCheckFailedException = ConditionalCheckFailedException

@@ -1,6 +1,6 @@
 """Dispatcher Lambda: SQS batches of business events -> signed Humanos requests, exactly once.
 
-Thin by design: everything it does is ``humanos_bridge.dispatch.Dispatcher``, built once per
+Thin by design: everything it does is ``humanos_bridge.dispatch.service.Dispatcher``, built once per
 container from the environment (see ``humanos_bridge.settings``).
 """
 
@@ -14,7 +14,7 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from humanos_bridge import wiring
-from humanos_bridge.dispatch import Dispatcher
+from humanos_bridge.dispatch.service import Dispatcher
 from humanos_bridge.logs import bridge_logger
 from humanos_bridge.settings import Settings
 

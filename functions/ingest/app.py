@@ -1,7 +1,7 @@
 """Ingest Lambda: HTTP API webhooks -> verified, mapped business events, queued (or sent to Humanos now).
 
 Thin by design: routing is Powertools' event handler, everything else is
-``humanos_bridge.ingest.IngestService``, built once per container from the environment. The raw
+``humanos_bridge.ingest.service.IngestService``, built once per container from the environment. The raw
 event is never logged: its headers carry signatures and its body contacts.
 """
 
@@ -19,8 +19,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from humanos_bridge import wiring
-from humanos_bridge.http_request import InboundRequest
-from humanos_bridge.ingest import IngestService, Reply
+from humanos_bridge.core.http_request import InboundRequest
+from humanos_bridge.ingest.service import IngestService, Reply
 from humanos_bridge.logs import bridge_logger
 from humanos_bridge.settings import Settings
 

@@ -19,7 +19,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from humanos_bridge import wiring
-from humanos_bridge.http_request import InboundRequest
+from humanos_bridge.core.http_request import InboundRequest
 from humanos_bridge.logs import bridge_logger
 from humanos_bridge.receive.service import ReceiverService, Reply
 from humanos_bridge.settings import Settings

@@ -13,9 +13,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core.errors import ConfigError
+from humanos_bridge.core.queue_messages import string_attributes
 from humanos_bridge.mapping import MappingConfig
-from humanos_bridge.queue_messages import string_attributes
 
 VIAS = ("sqs", "eventbridge", "sns")
 ACCOUNT = "123456789012"

@@ -22,8 +22,8 @@ from botocore.exceptions import (
     TokenRetrievalError,
 )
 
-from humanos_bridge.errors import ConfigError
-from humanos_bridge.masking import safe_text
+from humanos_bridge.core.errors import ConfigError
+from humanos_bridge.core.masking import safe_text
 
 #: Codes AWS gives credentials it does not accept: expired, unknown, or signed with the wrong key.
 CREDENTIAL_CODES = frozenset(

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core.errors import ConfigError
 
 #: ``${Name}`` or ``${Resource.Attribute}`` inside ``Fn::Sub``; ``${!Literal}`` is an escape, not a reference.
 _SUB_VARIABLE = re.compile(r"\$\{(?!!)([A-Za-z0-9_:]+)(?:\.([A-Za-z0-9_.]+))?\}")

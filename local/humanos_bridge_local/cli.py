@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from humanos_bridge import __version__
-from humanos_bridge.errors import BridgeError
+from humanos_bridge.core.errors import BridgeError
 
 PROG = "humanos-bridge"
 #: Command modules, in the order ``--help`` lists them.

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Where the bridge's metrics are written: the layer and the handlers.

@@ -12,8 +12,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from humanos_bridge.errors import ConfigError
-from humanos_bridge.masking import safe_id
+from humanos_bridge.core.errors import ConfigError
+from humanos_bridge.core.masking import safe_id
 from humanos_bridge_local.aws_errors import explained
 
 

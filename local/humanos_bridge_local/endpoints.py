@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core.errors import ConfigError
 from humanos_bridge_local.cli import command_name
 from humanos_bridge_local.private_files import write_json as write_json  # the stack writes its files through it
 

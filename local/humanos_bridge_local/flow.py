@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from humanos_bridge.masking import safe_id, safe_text
+from humanos_bridge.core.masking import safe_id, safe_text
 
 INGEST, DISPATCH = "ingest", "dispatch"
 #: Events kept in memory (the demo's summary and ``status``'s recent outcomes).

@@ -19,7 +19,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core.errors import ConfigError
 
 #: Opening a folder: it must be one (a link to one is followed; what it leads to is what gets checked).
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core.errors import ConfigError
 from humanos_bridge_local.cfn import Intrinsics, load_template
 
 #: Resource types the local stack creates in moto; everything else (API, functions, alarms) is emulated

@@ -1,6 +1,6 @@
 """Playing the sender: secrets for each source of a mapping, and signed webhook requests.
 
-Signing reuses the verifiers' own ``sign`` methods (``humanos_bridge.sender_auth``), so what the
+Signing reuses the verifiers' own ``sign`` methods (``humanos_bridge.core.sender_auth``), so what the
 local tools send is by definition what the ingest function accepts; nothing here restates a scheme.
 """
 
@@ -14,10 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from humanos_bridge.errors import ConfigError
-from humanos_bridge.mapping import AuthConfig, MappingConfig, SourceConfig
-from humanos_bridge.mapping.expressions import Expression, header_names
-from humanos_bridge.sender_auth import (
+from humanos_bridge.core.errors import ConfigError
+from humanos_bridge.core.sender_auth import (
     BASIC_AUTH,
     HUMANOS_HMAC,
     SCHEMES,
@@ -32,6 +30,8 @@ from humanos_bridge.sender_auth import (
     StandardWebhooksVerifier,
     verifier_for,
 )
+from humanos_bridge.mapping import AuthConfig, MappingConfig, SourceConfig
+from humanos_bridge.mapping.expressions import Expression, header_names
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 import boto3
 import urllib3
 
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core.errors import ConfigError
 from humanos_bridge.mapping import MappingConfig, load_mapping
 from humanos_bridge_local import endpoints, packaging, private_files
 from humanos_bridge_local.flow import FlowEvent, FlowRecorder

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from humanos_bridge.queue_messages import string_attributes
+from humanos_bridge.core.queue_messages import string_attributes
 from humanos_bridge_local.cli import main
 from humanos_bridge_local.sandbox import Fault
 from humanos_bridge_local.stack import LocalStack

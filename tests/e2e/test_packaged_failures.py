@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import urllib3
 
-from humanos_bridge.queue_messages import string_attributes
+from humanos_bridge.core.queue_messages import string_attributes
 from humanos_bridge_local.stack import INGEST, ROOT, LocalStack, StackOptions
 from tests.e2e.conftest import FAST
 from tests.e2e.stack_helpers import business_event, dispatched

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import pytest
 import urllib3
 
-from humanos_bridge import signing, wire
+from humanos_bridge.core import signing, wire
 
 BIN = Path(sys.executable).parent / "humanos-bridge"
 BODY = {"contacts": ["+351912345678"], "groupIds": ["grp_1"], "internalId": "evt-cli"}

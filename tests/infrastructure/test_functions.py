@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from cfn_template import Template, evaluate_rules, references
 
-from humanos_bridge.dispatch import SETTLE_RESERVE_SECONDS
-from humanos_bridge.ingest import ANSWER_RESERVE_SECONDS
-from humanos_bridge.replays import IN_PROGRESS_SECONDS
+from humanos_bridge.core.replays import IN_PROGRESS_SECONDS
+from humanos_bridge.dispatch.service import SETTLE_RESERVE_SECONDS
+from humanos_bridge.ingest.service import ANSWER_RESERVE_SECONDS
 from humanos_bridge.settings import ENV_NAMES, MAX_BATCH_SIZE
 
 FUNCTIONS = ("IngestFunction", "DispatcherFunction")

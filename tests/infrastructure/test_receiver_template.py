@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from cfn_template import Template, as_list, policy_statements, policy_templates, references
 
-from humanos_bridge.replays import IN_PROGRESS_SECONDS
+from humanos_bridge.core.replays import IN_PROGRESS_SECONDS
 from humanos_bridge.settings import ENV_NAMES
 from humanos_bridge_local.cfn import Intrinsics
 

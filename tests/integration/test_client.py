@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 import urllib3
 
-from humanos_bridge import USER_AGENT, signing, wire
-from humanos_bridge import client as client_module
-from humanos_bridge.backoff import RetryPolicy
-from humanos_bridge.client import HumanosClient, HumanosResponse
-from humanos_bridge.credentials import Credentials, StaticCredentials
-from humanos_bridge.errors import AmbiguousError, AuthenticationError, MappingError, PermanentError, RetryableError
-from humanos_bridge.ratelimit import RateLimitedLocally, TokenBucket
+from humanos_bridge import USER_AGENT
+from humanos_bridge.core import client as client_module
+from humanos_bridge.core import signing, wire
+from humanos_bridge.core.backoff import RetryPolicy
+from humanos_bridge.core.client import HumanosClient, HumanosResponse
+from humanos_bridge.core.credentials import Credentials, StaticCredentials
+from humanos_bridge.core.errors import AmbiguousError, AuthenticationError, MappingError, PermanentError, RetryableError
+from humanos_bridge.core.ratelimit import RateLimitedLocally, TokenBucket
 from humanos_bridge.settings import Settings
 from humanos_bridge_local.sandbox import Fault, Sandbox
 from tests.support.fake_time import FakeTime

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import urllib3
 
-from humanos_bridge.client import HumanosClient
-from humanos_bridge.credentials import Credentials, SecretsManagerCredentials, StaticCredentials
-from humanos_bridge.errors import ConfigError, CredentialsError
+from humanos_bridge.core.client import HumanosClient
+from humanos_bridge.core.credentials import Credentials, SecretsManagerCredentials, StaticCredentials
+from humanos_bridge.core.errors import ConfigError, CredentialsError
 from humanos_bridge_local.sandbox import RecordedCall, Sandbox
 
 SECRET_NAME = "humanos/credentials"

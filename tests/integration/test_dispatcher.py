@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from humanos_bridge import wiring
-from humanos_bridge.dispatch import Backoff
-from humanos_bridge.queue_messages import NotAnSqsBatch
+from humanos_bridge.core.queue_messages import NotAnSqsBatch
+from humanos_bridge.dispatch.service import Backoff
 from humanos_bridge.settings import Settings
 from humanos_bridge_local.lambda_runtime import LocalContext, SqsEventSource
 from humanos_bridge_local.sandbox import Fault, RecordedCall, Sandbox

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from humanos_bridge import wiring
-from humanos_bridge.dispatch import Backoff, Dispatcher
+from humanos_bridge.dispatch.service import Backoff, Dispatcher
 from humanos_bridge.settings import Settings
 from humanos_bridge_local.lambda_runtime import LocalContext, SqsEventSource
 from humanos_bridge_local.sandbox import Fault

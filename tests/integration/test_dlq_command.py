@@ -10,9 +10,9 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from humanos_bridge.dead_letters import Parcel, park
-from humanos_bridge.outcomes import Failure
-from humanos_bridge.queue_messages import QueuedEvent, string_attributes
+from humanos_bridge.core.outcomes import Failure
+from humanos_bridge.core.queue_messages import QueuedEvent, string_attributes
+from humanos_bridge.dispatch.dead_letters import Parcel, park
 from humanos_bridge_local.cli import main
 
 REFUSED = Failure(retryable=False, code="humanos_rejected", reason="Humanos answered 400 Bad Request", status=400)

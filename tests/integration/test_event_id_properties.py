@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
+from humanos_bridge.core.masking import safe_id
 from humanos_bridge.mapping import bound_key
-from humanos_bridge.masking import safe_id
 from humanos_bridge_local.commands.dlq import parked_messages, redrive_one
 from humanos_bridge_local.endpoints import Target
 from humanos_bridge_local.lambda_runtime import LocalContext

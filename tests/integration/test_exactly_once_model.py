@@ -80,8 +80,8 @@ from hypothesis.stateful import (
 )
 
 from humanos_bridge import wiring
-from humanos_bridge.dispatch import Backoff, Dispatcher
-from humanos_bridge.exactly_once import REISSUE_SUFFIX
+from humanos_bridge.core.exactly_once import REISSUE_SUFFIX
+from humanos_bridge.dispatch.service import Backoff, Dispatcher
 from humanos_bridge.settings import Settings
 from humanos_bridge_local.commands.dlq import parked_messages, redrive_one
 from humanos_bridge_local.endpoints import Target
@@ -113,7 +113,7 @@ ENDING_INVOCATIONS = (0.3, 0.8)
 MAX_RECEIVE = 5
 #: Records written by ExactlyOnce (Powertools key prefix) and by the ledger.
 RECORD_PREFIX, CLAIM_PREFIX, ATTEMPT_PREFIX, USES_PREFIX = "humanos-request#", "claim#", "attempt#", "uses#"
-#: The synchronous route's replay claims (``humanos_bridge.replays``): about deliveries, not events.
+#: The synchronous route's replay claims (``humanos_bridge.core.replays``): about deliveries, not events.
 DELIVERY_PREFIX = "delivery#"
 #: The synchronous route's shared token bucket (``shared_ratelimit``): pacing, not an event's record.
 RATE_PREFIX = "rate#"

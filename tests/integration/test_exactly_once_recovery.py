@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from humanos_bridge import wiring
-from humanos_bridge.dispatch import Backoff
-from humanos_bridge.ledger import digest
+from humanos_bridge.core.ledger import digest
+from humanos_bridge.dispatch.service import Backoff
 from humanos_bridge.settings import Settings
 from humanos_bridge_local.lambda_runtime import LocalContext
 from humanos_bridge_local.sandbox import Fault

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from humanos_bridge.dead_letters import Parcel, park
+from humanos_bridge.core.outcomes import Failure
+from humanos_bridge.core.queue_messages import QueuedEvent
+from humanos_bridge.dispatch.dead_letters import Parcel, park
 from humanos_bridge.mapping import bound_key
-from humanos_bridge.outcomes import Failure
-from humanos_bridge.queue_messages import QueuedEvent
 from humanos_bridge_local.cli import main
 from humanos_bridge_local.commands.dlq import parked_messages
 from humanos_bridge_local.endpoints import Target

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core.errors import ConfigError
 from humanos_bridge.mapping import load_mapping_cached
 from tests.support.apigw import CRM_SECRET, SHOP_SECRET, apigw_event, load_apigw
 from tests.support.bridge import business_event

@@ -25,8 +25,8 @@ import pytest
 import stripe
 from hubspot.utils.signature import Signature as HubSpotSignature
 
+from humanos_bridge.core.masking import safe_id
 from humanos_bridge.mapping import load_mapping
-from humanos_bridge.masking import safe_id
 from humanos_bridge_local.cli import main
 from humanos_bridge_local.http_gateway import HttpGateway, Route
 from humanos_bridge_local.lambda_runtime import LocalContext

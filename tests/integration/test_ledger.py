@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from humanos_bridge.errors import MappingError
-from humanos_bridge.ledger import PRUNE_USES_ABOVE, Ledger, Use, digest
+from humanos_bridge.core.errors import MappingError
+from humanos_bridge.core.ledger import PRUNE_USES_ABOVE, Ledger, Use, digest
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core.errors import ConfigError
 from humanos_bridge_local import endpoints
 from humanos_bridge_local.cli import main
 from humanos_bridge_local.commands.local import refuse_taken_port

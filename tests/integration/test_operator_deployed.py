@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from humanos_bridge.queue_messages import string_attributes
+from humanos_bridge.core.queue_messages import string_attributes
 from humanos_bridge_local.cli import main
 
 STACK = {

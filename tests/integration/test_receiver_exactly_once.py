@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from humanos_bridge.http_request import InboundRequest
+from humanos_bridge.core.http_request import InboundRequest
+from humanos_bridge.core.replays import IN_PROGRESS_SECONDS, ReplayGuard
 from humanos_bridge.receive.dedup import Deduplicator, dedup_key
 from humanos_bridge.receive.events import parse_event
 from humanos_bridge.receive.publish import Publisher
 from humanos_bridge.receive.service import ReceiverService
 from humanos_bridge.receive.webhook_secret import StaticWebhookSecrets, parse_webhook_secret
-from humanos_bridge.replays import IN_PROGRESS_SECONDS, ReplayGuard
 from tests.support.fake_time import FakeTime
 from tests.support.receiver import BUS, create_bus_with_queue, humanos_event, webhook_event, webhook_secret
 

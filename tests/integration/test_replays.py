@@ -1,4 +1,4 @@
-"""Replays within the tolerance window: each signed delivery is handled once (``humanos_bridge.replays``).
+"""Replays within the tolerance window: each signed delivery is handled once (``humanos_bridge.core.replays``).
 
 Real parts: moto in server mode (SQS, Secrets Manager, DynamoDB holding the claims) over HTTP, and the
 Humanos sandbox, here for an organisation that delivers its codes itself: the synchronous route's answers
@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from humanos_bridge.errors import DeliveryInProgress, ReplayedDelivery, ReplayOfAnswered
-from humanos_bridge.replays import EVENTS, IN_PROGRESS_SECONDS, REPLAYED_MESSAGE, REQUESTS, ReplayGuard
-from humanos_bridge.sender_auth import SignedDelivery
+from humanos_bridge.core.errors import DeliveryInProgress, ReplayedDelivery, ReplayOfAnswered
+from humanos_bridge.core.replays import EVENTS, IN_PROGRESS_SECONDS, REPLAYED_MESSAGE, REQUESTS, ReplayGuard
+from humanos_bridge.core.sender_auth import SignedDelivery
 from humanos_bridge_local.sandbox import Fault, Sandbox
 from tests.integration.conftest import SANDBOX_API_KEY, SANDBOX_SIGNATURE_SECRET
 from tests.support.apigw import apigw_event

@@ -18,7 +18,7 @@ import pytest
 import urllib3
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-from humanos_bridge import signing, wire
+from humanos_bridge.core import signing, wire
 from humanos_bridge_local.sandbox import Fault, Sandbox
 from humanos_bridge_local.sandbox.validation import VersionError
 from tests.support.fake_time import FakeTime

@@ -37,9 +37,9 @@ from humanos_sdk_generated.models import (
     SuccessEntity,
 )
 
-from humanos_bridge.client import HumanosClient as BridgeClient
-from humanos_bridge.credentials import StaticCredentials
-from humanos_bridge.exactly_once import parse_time_ms
+from humanos_bridge.core.client import HumanosClient as BridgeClient
+from humanos_bridge.core.credentials import StaticCredentials
+from humanos_bridge.core.exactly_once import parse_time_ms
 from humanos_bridge_local import cli
 from humanos_bridge_local.sandbox import Sandbox
 

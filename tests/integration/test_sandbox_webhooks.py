@@ -21,8 +21,8 @@ import pytest
 import urllib3
 from humanos_sdk.webhooks import WebhookConfig, process_webhook
 
-from humanos_bridge import signing, wire
-from humanos_bridge.backoff import RetryPolicy
+from humanos_bridge.core import signing, wire
+from humanos_bridge.core.backoff import RetryPolicy
 from humanos_bridge_local.sandbox import DecisionError, Delivery, Fault, Sandbox, WebhookSecrets
 from humanos_bridge_local.sandbox.delivery import DELIVERED, FAILED, NO_ANSWER
 

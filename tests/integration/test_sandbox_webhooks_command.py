@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import urllib3
 
-from humanos_bridge import signing, wire
+from humanos_bridge.core import signing, wire
 from humanos_bridge_local import cli
 from humanos_bridge_local.sandbox import Sandbox, WebhookSecrets
 from tests.conftest import REGION

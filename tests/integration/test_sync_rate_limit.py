@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from humanos_bridge.ratelimit import RateLimitedLocally
+from humanos_bridge.core.ratelimit import RateLimitedLocally
+from humanos_bridge.ingest.shared_ratelimit import SharedTokenBucket
 from humanos_bridge.settings import Settings
-from humanos_bridge.shared_ratelimit import SharedTokenBucket
 from tests.support.apigw import apigw_event
 from tests.support.bridge import load_function
 from tests.support.fake_time import FakeTime

@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import Any
 
-from humanos_bridge.sender_auth import HumanosHmacVerifier, StandardWebhooksVerifier
+from humanos_bridge.core.sender_auth import HumanosHmacVerifier, StandardWebhooksVerifier
 from tests.support.bridge import ROOT
 
 APIGW = ROOT / "events" / "apigw"

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from humanos_bridge.client import reset_default_pool
+from humanos_bridge.core.client import reset_default_pool
 from humanos_bridge.mapping import load_mapping_cached
 from humanos_bridge_local.lambda_runtime import BatchResult, SqsEventSource
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from humanos_bridge.envelopes import EVENTBRIDGE, SNS, open_envelope
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core.envelopes import EVENTBRIDGE, SNS, open_envelope
+from humanos_bridge.core.errors import ConfigError
 from humanos_bridge.mapping import load_mapping
 from humanos_bridge_local.aws_envelopes import queue_message
 

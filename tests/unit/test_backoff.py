@@ -7,11 +7,11 @@ import random
 
 import pytest
 
-from humanos_bridge import backoff
-from humanos_bridge.backoff import RetryPolicy, full_jitter
-from humanos_bridge.classify import parse_retry_after
-from humanos_bridge.dispatch import MAX_VISIBILITY_SECONDS, Backoff
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core import backoff
+from humanos_bridge.core.backoff import RetryPolicy, full_jitter
+from humanos_bridge.core.classify import parse_retry_after
+from humanos_bridge.core.errors import ConfigError
+from humanos_bridge.dispatch.service import MAX_VISIBILITY_SECONDS, Backoff
 from humanos_bridge.settings import Settings
 
 

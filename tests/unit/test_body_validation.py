@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from humanos_bridge.body_validation import normalise_contact, validate_body
-from humanos_bridge.errors import ConfigError, InvalidBodyError, MappingError
+from humanos_bridge.core.body_validation import normalise_contact, validate_body
+from humanos_bridge.core.errors import ConfigError, InvalidBodyError, MappingError
 
 V1 = "2026-05-17"
 V2 = "2026-07-07"

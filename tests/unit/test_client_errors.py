@@ -14,9 +14,9 @@ from email.utils import format_datetime
 import pytest
 import urllib3.exceptions
 
-from humanos_bridge import classify as classify_module
-from humanos_bridge.classify import classify, humanos_message, parse_retry_after, parse_success
-from humanos_bridge.errors import (
+from humanos_bridge.core import classify as classify_module
+from humanos_bridge.core.classify import classify, humanos_message, parse_retry_after, parse_success
+from humanos_bridge.core.errors import (
     AmbiguousError,
     AuthenticationError,
     HumanosError,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from humanos_bridge.envelopes import EVENTBRIDGE, SNS, open_envelope
-from humanos_bridge.errors import ConfigError, SerialisationError
+from humanos_bridge.core.envelopes import EVENTBRIDGE, SNS, open_envelope
+from humanos_bridge.core.errors import ConfigError, SerialisationError
 from humanos_bridge.mapping import MappingConfig, parse_mapping
 
 ROOT = Path(__file__).resolve().parents[2]

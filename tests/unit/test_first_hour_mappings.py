@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from humanos_bridge import wire
-from humanos_bridge.errors import ConfigError, InvalidBodyError
+from humanos_bridge.core import wire
+from humanos_bridge.core.errors import ConfigError, InvalidBodyError
 from humanos_bridge.mapping import parse_mapping
 from humanos_bridge.mapping.lint import warnings
 from humanos_bridge_local.cli import main

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from humanos_bridge import wire
-from humanos_bridge.errors import SerialisationError
-from humanos_bridge.http_request import InvalidJsonError, parse_json
-from humanos_bridge.outcomes import classify_failure
-from humanos_bridge.wire import json_depth
+from humanos_bridge.core import wire
+from humanos_bridge.core.errors import SerialisationError
+from humanos_bridge.core.http_request import InvalidJsonError, parse_json
+from humanos_bridge.core.outcomes import classify_failure
+from humanos_bridge.core.wire import json_depth
 
 #: ``{`` x33, then a string that never closes, made of escaped quotes: 200 KB.
 PATHOLOGICAL = b"{" * 33 + b'"' + b'\\"' * 100_000

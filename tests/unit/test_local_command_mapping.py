@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core.errors import ConfigError
 from humanos_bridge.mapping import MappingConfig, load_mapping
 from humanos_bridge_local.commands.local import MAPPINGS, SAMPLE, SAMPLES, find_mapping, try_it_sample
 from tests.support.mappings import one_source

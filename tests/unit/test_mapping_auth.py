@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core.errors import ConfigError
+from humanos_bridge.core.sender_auth import PRESETS, ApiKeyScheme, HmacScheme
 from humanos_bridge.mapping import AuthConfig, parse_mapping
-from humanos_bridge.sender_auth import PRESETS, ApiKeyScheme, HmacScheme
 from tests.support.mappings import one_source
 
 RULES = [{"name": "consent", "request": {"contacts": "=as_list(phone)", "groupIds": ["grp_1"]}}]

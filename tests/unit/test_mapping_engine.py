@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from humanos_bridge import wire
-from humanos_bridge.errors import EventIgnored, InvalidBodyError, MappingError, UnknownSourceError
+from humanos_bridge.core import wire
+from humanos_bridge.core.errors import EventIgnored, InvalidBodyError, MappingError, UnknownSourceError
 from humanos_bridge.mapping import MappedRequest, MappingConfig, bound_key, content_hash, parse_mapping
 
 PHONE = "+351912345678"

@@ -16,7 +16,7 @@ from hypothesis import event as note
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from humanos_bridge.errors import EventIgnored, MappingError
+from humanos_bridge.core.errors import EventIgnored, MappingError
 from humanos_bridge.mapping import load_mapping
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from jmespath.parser import ParsedResult
 
-from humanos_bridge.errors import MappingError
+from humanos_bridge.core.errors import MappingError
 from humanos_bridge.mapping import MappingConfig, parse_mapping
 from humanos_bridge.mapping.explain import (
     IF_NULL_IDEMPOTENCY_KEY,

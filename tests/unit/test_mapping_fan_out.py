@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from humanos_bridge.errors import ConfigError, EventIgnored, InvalidBodyError, MappingError
+from humanos_bridge.core.errors import ConfigError, EventIgnored, InvalidBodyError, MappingError
 from humanos_bridge.mapping import MappingConfig, parse_mapping
 from tests.support.mappings import one_source
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from humanos_bridge.errors import ConfigError, MappingError
+from humanos_bridge.core.errors import ConfigError, MappingError
 from humanos_bridge.mapping import parse_mapping
 from humanos_bridge.mapping.expressions import ExpressionSyntaxError, compile_expression, evaluating
 from humanos_bridge.mapping.lint import warnings

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core.errors import ConfigError
+from humanos_bridge.core.queue_messages import MalformedEnvelope, unwrap_event, wrap_event
+from humanos_bridge.core.wire import loads
 from humanos_bridge.mapping import MappingConfig, parse_mapping
-from humanos_bridge.queue_messages import MalformedEnvelope, unwrap_event, wrap_event
-from humanos_bridge.wire import loads
 
 
 def shopify(**source: Any) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from humanos_bridge import wire
-from humanos_bridge.errors import EventIgnored, MappingError
+from humanos_bridge.core import wire
+from humanos_bridge.core.errors import EventIgnored, MappingError
 from humanos_bridge.mapping import MappedRequest, MappingConfig, content_hash, load_mapping
 from humanos_bridge.mapping.lint import warnings
 

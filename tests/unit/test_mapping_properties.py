@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from humanos_bridge import wire
-from humanos_bridge.body_validation import validate_body
-from humanos_bridge.errors import EventIgnored, MappingError
+from humanos_bridge.core import wire
+from humanos_bridge.core.body_validation import validate_body
+from humanos_bridge.core.errors import EventIgnored, MappingError
 from humanos_bridge.mapping import MappedRequest, content_hash, load_mapping
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from humanos_bridge.errors import ConfigError, MappingError
+from humanos_bridge.core.errors import ConfigError, MappingError
+from humanos_bridge.core.sender_auth import PRESETS
 from humanos_bridge.mapping import MappingConfig, content_hash, parse_mapping
 from humanos_bridge.mapping.providers import IDENTITIES, with_provider_identity
-from humanos_bridge.sender_auth import PRESETS
 
 REQUEST = {"contacts": "=as_list(pusher.email)", "groupIds": ["grp_release"], "name": "Release sign-off"}
 RULES = {"push": [{"name": "notify", "request": REQUEST}]}

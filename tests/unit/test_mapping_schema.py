@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core.errors import ConfigError
 from humanos_bridge.mapping import load_mapping, load_mapping_cached, parse_mapping
 
 RULE = 'sources.crm.rules["contact.created"][0]'

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from humanos_bridge.masking import (
+from humanos_bridge.core.masking import (
     MAX_ID_CHARS,
     MAX_TEXT_CHARS,
     mask_contact,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core.errors import ConfigError
 from humanos_bridge_local.private_files import read_json, write_json
 
 SECRETS = {"senders": {"crm": ["local-sender-secret"]}}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from humanos_bridge.queue_messages import NotAnSqsBatch, parse_batch, string_attributes
+from humanos_bridge.core.queue_messages import NotAnSqsBatch, parse_batch, string_attributes
 from tests.support.bridge import ROOT
 
 SAMPLE = json.loads((ROOT / "events" / "sqs" / "batch-valid.json").read_text())

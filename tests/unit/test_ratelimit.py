@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from humanos_bridge.errors import ConfigError
-from humanos_bridge.ratelimit import RateLimitedLocally, TokenBucket
+from humanos_bridge.core.errors import ConfigError
+from humanos_bridge.core.ratelimit import RateLimitedLocally, TokenBucket
 from tests.support.fake_time import FakeTime
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from humanos_bridge.errors import ConfigError, CredentialsError, DeliveryInProgress, SignatureError
-from humanos_bridge.http_request import PayloadTooLargeError
+from humanos_bridge.core.errors import ConfigError, CredentialsError, DeliveryInProgress, SignatureError
+from humanos_bridge.core.http_request import PayloadTooLargeError
 from humanos_bridge.receive.decryption import DecryptionError, EnvelopeError
 from humanos_bridge.receive.events import WebhookEventError, parse_event
 from humanos_bridge.receive.publish import MAX_ENTRY_BYTES, Publisher, PublishError, detail_json

@@ -17,7 +17,7 @@ from humanos_sdk.webhooks import EncryptedPayload, WebhookConfig, decrypt_webhoo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from humanos_bridge.errors import SignatureError
+from humanos_bridge.core.errors import SignatureError
 from humanos_bridge.receive import decryption
 from humanos_bridge.receive.webhook_auth import sign_webhook, verify_webhook
 from tests.support.receiver import (

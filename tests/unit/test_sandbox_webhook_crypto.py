@@ -15,7 +15,7 @@ import json
 import pytest
 from humanos_sdk.webhooks import EncryptedPayload, decrypt_webhook_payload, verify_webhook_signature
 
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core.errors import ConfigError
 from humanos_bridge_local.sandbox import WebhookSecrets
 from humanos_bridge_local.sandbox.webhook_crypto import (
     IV_BYTES,

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from humanos_bridge.errors import ConfigError, SignatureError
-from humanos_bridge.sender_auth import (
+from humanos_bridge.core.errors import ConfigError, SignatureError
+from humanos_bridge.core.sender_auth import (
     HumanosHmacVerifier,
     SignedDelivery,
     StandardWebhooksVerifier,

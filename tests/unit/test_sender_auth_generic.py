@@ -24,10 +24,9 @@ from hubspot.utils.signature import Signature as HubSpotSignature
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from humanos_bridge.errors import ConfigError, SignatureError
-from humanos_bridge.http_request import InboundRequest
-from humanos_bridge.mapping import AuthConfig
-from humanos_bridge.sender_auth import (
+from humanos_bridge.core.errors import ConfigError, SignatureError
+from humanos_bridge.core.http_request import InboundRequest
+from humanos_bridge.core.sender_auth import (
     ALGORITHMS,
     PRESETS,
     UNTIMED_CLAIM_SECONDS,
@@ -44,6 +43,7 @@ from humanos_bridge.sender_auth import (
     signs_timestamp,
     verifier_for,
 )
+from humanos_bridge.mapping import AuthConfig
 from humanos_bridge_local.senders import new_secret, signed_headers
 from tests.support.apigw import load_apigw
 

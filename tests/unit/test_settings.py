@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core.errors import ConfigError
 from humanos_bridge.settings import ENV_NAMES, Settings
 
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from humanos_bridge import signing, wire
-from humanos_bridge.errors import ConfigError, SignatureError
+from humanos_bridge.core import signing, wire
+from humanos_bridge.core.errors import ConfigError, SignatureError
 
 NOW = 1_757_160_000.0  # seconds; matches the test vector's timestamp
 STAMP = "1757160000000"

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from humanos_bridge import wire
-from humanos_bridge.errors import SerialisationError
+from humanos_bridge.core import wire
+from humanos_bridge.core.errors import SerialisationError
 
 # Node parses each transported value and writes it back with JSON.stringify.
 _NODE_STRINGIFY = """

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core.errors import ConfigError
 
 #: The largest SQS batch the dispatcher is handed: template.yaml's BatchSize MaxValue. The dispatcher
 #: keeps every record of a batch in flight at once (the rate limit, not a worker count, paces the calls),

@@ -15,17 +15,17 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.config import Config
 
 from humanos_bridge.aws_session import lambda_session
-from humanos_bridge.client import HumanosClient
-from humanos_bridge.credentials import SecretsManagerCredentials
-from humanos_bridge.errors import ConfigError
-from humanos_bridge.exactly_once import ExactlyOnce
+from humanos_bridge.core.client import HumanosClient
+from humanos_bridge.core.credentials import SecretsManagerCredentials
+from humanos_bridge.core.errors import ConfigError
+from humanos_bridge.core.exactly_once import ExactlyOnce
+from humanos_bridge.core.ratelimit import CreationLimiter, TokenBucket
 from humanos_bridge.mapping import MappingConfig, load_mapping_cached
-from humanos_bridge.ratelimit import CreationLimiter, TokenBucket
 from humanos_bridge.settings import ENV_NAMES, MAX_BATCH_SIZE, Settings
 
 if TYPE_CHECKING:
-    from humanos_bridge.dispatch import Dispatcher
-    from humanos_bridge.ingest import IngestService
+    from humanos_bridge.dispatch.service import Dispatcher
+    from humanos_bridge.ingest.service import IngestService
     from humanos_bridge.receive.service import ReceiverService
 
 
@@ -100,7 +100,7 @@ def dispatcher(
 ) -> Dispatcher:
     """The SQS dispatcher with everything it needs, checked at cold start."""
     # Imported here: the ingest function's cold start does not need Powertools' batch processing.
-    from humanos_bridge.dispatch import Dispatcher
+    from humanos_bridge.dispatch.service import Dispatcher
 
     require(settings, "request_queue_url", "dead_letter_queue_url")
     session = session or lambda_session()
@@ -138,10 +138,10 @@ def ingest_service(
     authentication scheme. Builds clients only; nothing here calls AWS or Humanos.
     """
     # Imported here: the dispatcher's cold start does not need the ingest modules.
-    from humanos_bridge.ingest import IngestService
-    from humanos_bridge.replays import ReplayGuard
-    from humanos_bridge.sender_secrets import SenderSecrets
-    from humanos_bridge.shared_ratelimit import SharedTokenBucket
+    from humanos_bridge.core.replays import ReplayGuard
+    from humanos_bridge.ingest.sender_secrets import SenderSecrets
+    from humanos_bridge.ingest.service import IngestService
+    from humanos_bridge.ingest.shared_ratelimit import SharedTokenBucket
 
     require(settings, "request_queue_url", "sender_secret_id", "humanos_secret_id", "idempotency_table")
     session = session or lambda_session()

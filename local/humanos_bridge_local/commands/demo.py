@@ -17,9 +17,9 @@ from typing import Any
 
 import urllib3
 
-from humanos_bridge.errors import ConfigError
-from humanos_bridge.masking import mask_text, safe_id
-from humanos_bridge.queue_messages import is_fifo
+from humanos_bridge.core.errors import ConfigError
+from humanos_bridge.core.masking import mask_text, safe_id
+from humanos_bridge.core.queue_messages import is_fifo
 from humanos_bridge_local.aws_envelopes import queue_message
 from humanos_bridge_local.commands.local import add_stack_arguments, print_event, say, stack_options
 from humanos_bridge_local.flow import DISPATCH, HEADER

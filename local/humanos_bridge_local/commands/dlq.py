@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from humanos_bridge.dead_letters import parse_instant
-from humanos_bridge.errors import ConfigError
-from humanos_bridge.masking import safe_id, safe_text
-from humanos_bridge.queue_messages import (
+from humanos_bridge.core.errors import ConfigError
+from humanos_bridge.core.masking import safe_id, safe_text
+from humanos_bridge.core.queue_messages import (
     ATTR_ERROR_CODE,
     ATTR_ERROR_REASON,
     ATTR_EVENT_ID,
@@ -40,6 +39,7 @@ from humanos_bridge.queue_messages import (
     is_fifo,
     string_attributes,
 )
+from humanos_bridge.dispatch.dead_letters import parse_instant
 from humanos_bridge_local.endpoints import Target, add_target_arguments, resolve_target
 
 #: Seconds a message stays hidden while it is being read or redriven.

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from humanos_bridge.errors import BridgeError, ConfigError
+from humanos_bridge.core.errors import BridgeError, ConfigError
 from humanos_bridge.mapping import MappingConfig
 from humanos_bridge_local import endpoints
 from humanos_bridge_local.cli import command_name

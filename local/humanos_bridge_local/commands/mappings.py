@@ -12,13 +12,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from humanos_bridge import wire
-from humanos_bridge.errors import ConfigError, EventIgnored, MappingError, SerialisationError
+from humanos_bridge.core import wire
+from humanos_bridge.core.errors import ConfigError, EventIgnored, MappingError, SerialisationError
+from humanos_bridge.core.masking import mask_contact, mask_text
 from humanos_bridge.mapping import MappedRequest, MappingConfig, load_mapping
 from humanos_bridge.mapping.explain import Evaluation, RuleExplanation, explain_event
 from humanos_bridge.mapping.fan_out import CONTACT_FIELDS
 from humanos_bridge.mapping.lint import warnings
-from humanos_bridge.masking import mask_contact, mask_text
 from humanos_bridge_local.cli import command_name
 from humanos_bridge_local.senders import headers_read
 from humanos_bridge_local.stack import ROOT

@@ -14,7 +14,7 @@ the sandbox's own credentials, rather than through an inspection route of the sa
 The credentials are ``--url``, ``--api-key`` and ``--signature-secret`` as ``humanos-bridge sandbox`` prints
 them, or by default the running local stack's: its Humanos URL from the endpoints file and the key pair from
 its HumanosSecret (in the stack's moto, never AWS). Contacts are masked and every other value is shown in its
-safe form (``humanos_bridge.masking``).
+safe form (``humanos_bridge.core.masking``).
 
 ``sandbox decide`` calls the sandbox's own signed route (``POST /_sandbox/requests/{id}/decide``: Humanos has no
 route for a person's decision), with the same credentials found the same way, then follows the deliveries
@@ -38,12 +38,12 @@ from urllib.parse import quote
 import boto3
 import urllib3
 
-from humanos_bridge import signing, wire
-from humanos_bridge.backoff import RetryPolicy
-from humanos_bridge.client import HumanosClient
-from humanos_bridge.credentials import CredentialsSource, SecretsManagerCredentials, StaticCredentials
-from humanos_bridge.errors import BridgeError, ConfigError, SerialisationError
-from humanos_bridge.masking import mask_contact, safe_id, safe_text
+from humanos_bridge.core import signing, wire
+from humanos_bridge.core.backoff import RetryPolicy
+from humanos_bridge.core.client import HumanosClient
+from humanos_bridge.core.credentials import CredentialsSource, SecretsManagerCredentials, StaticCredentials
+from humanos_bridge.core.errors import BridgeError, ConfigError, SerialisationError
+from humanos_bridge.core.masking import mask_contact, safe_id, safe_text
 from humanos_bridge_local.endpoints import LOCAL_CREDENTIALS, endpoints_path, read_local_endpoints
 from humanos_bridge_local.sandbox import OUTCOMES, Delivery, Fault, RecordedCall, Sandbox, WebhookSecrets
 from humanos_bridge_local.sandbox.validation import LATEST_VERSION, VersionError

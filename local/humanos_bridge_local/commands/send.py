@@ -13,11 +13,11 @@ from typing import Any
 
 import urllib3
 
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core.errors import ConfigError
+from humanos_bridge.core.masking import mask_contact, mask_text
+from humanos_bridge.core.queue_messages import is_fifo
+from humanos_bridge.ingest.sender_secrets import parse_sender_secret
 from humanos_bridge.mapping import load_mapping
-from humanos_bridge.masking import mask_contact, mask_text
-from humanos_bridge.queue_messages import is_fifo
-from humanos_bridge.sender_secrets import parse_sender_secret
 from humanos_bridge_local.aws_envelopes import VIAS, queue_message
 from humanos_bridge_local.commands.local import find_mapping
 from humanos_bridge_local.endpoints import Target, add_target_arguments, resolve_target

@@ -7,8 +7,8 @@ import os
 import shlex
 from pathlib import Path
 
-from humanos_bridge import signing
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core import signing
+from humanos_bridge.core.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from humanos_bridge.errors import ConfigError
-from humanos_bridge.masking import safe_id
+from humanos_bridge.core.errors import ConfigError
+from humanos_bridge.core.masking import safe_id
 from humanos_bridge_local.aws_errors import explained
 from humanos_bridge_local.cfn import load_template
 from humanos_bridge_local.cli import command_name

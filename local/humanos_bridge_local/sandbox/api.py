@@ -31,8 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
-from humanos_bridge import signing, wire
-from humanos_bridge.errors import SerialisationError, SignatureError
+from humanos_bridge.core import signing, wire
+from humanos_bridge.core.errors import SerialisationError, SignatureError
 from humanos_bridge_local.sandbox import listing, shapes, validation
 
 _REASONS = {

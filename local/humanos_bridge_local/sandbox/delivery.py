@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 
 import urllib3
 
-from humanos_bridge.backoff import RetryPolicy
-from humanos_bridge.masking import safe_id
+from humanos_bridge.core.backoff import RetryPolicy
+from humanos_bridge.core.masking import safe_id
 from humanos_bridge_local.sandbox.webhook_crypto import signed_headers
 
 #: Five attempts, waits drawn up to 0.5, 1, 2 and 4 s: a receiver restarting within seconds still gets it.

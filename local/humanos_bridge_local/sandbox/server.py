@@ -16,8 +16,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from humanos_bridge import wire
-from humanos_bridge.backoff import RetryPolicy
+from humanos_bridge.core import wire
+from humanos_bridge.core.backoff import RetryPolicy
 from humanos_bridge_local.sandbox import faults
 from humanos_bridge_local.sandbox.admin import PREFIX as ADMIN_PREFIX
 from humanos_bridge_local.sandbox.admin import AdminRoutes

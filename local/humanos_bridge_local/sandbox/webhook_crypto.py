@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
-from humanos_bridge import signing, wire
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core import signing, wire
+from humanos_bridge.core.errors import ConfigError
 
 #: PBKDF2 iterations and key length, as Humanos derives the webhook key.
 PBKDF2_ITERATIONS = 10_000

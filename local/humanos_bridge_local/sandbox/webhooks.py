@@ -18,9 +18,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from humanos_bridge.backoff import RetryPolicy
-from humanos_bridge.errors import ConfigError
-from humanos_bridge.masking import safe_id
+from humanos_bridge.core.backoff import RetryPolicy
+from humanos_bridge.core.errors import ConfigError
+from humanos_bridge.core.masking import safe_id
 from humanos_bridge_local.sandbox import decisions, validation, webhook_events
 from humanos_bridge_local.sandbox.api import HumanosApi, object_id
 from humanos_bridge_local.sandbox.decisions import DecisionError

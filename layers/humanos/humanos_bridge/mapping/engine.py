@@ -13,16 +13,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from humanos_bridge import wire
-from humanos_bridge.body_validation import json_type, validate_body
-from humanos_bridge.envelopes import EVENTBRIDGE, SNS, Envelope
-from humanos_bridge.errors import EventIgnored, InvalidBodyError, MappingError, SerialisationError, UnknownSourceError
+from humanos_bridge.core import wire
+from humanos_bridge.core.body_validation import json_type, validate_body
+from humanos_bridge.core.envelopes import EVENTBRIDGE, SNS, Envelope
+from humanos_bridge.core.errors import (
+    EventIgnored,
+    InvalidBodyError,
+    MappingError,
+    SerialisationError,
+    UnknownSourceError,
+)
+from humanos_bridge.core.masking import mask_text
 from humanos_bridge.mapping.expressions import evaluating
 from humanos_bridge.mapping.fan_out import item_key, items_of
 from humanos_bridge.mapping.model import MappedRequest, RuleConfig, SourceConfig
 from humanos_bridge.mapping.providers import item_id as provider_item_id
 from humanos_bridge.mapping.templates import OMIT, Node, child_path, render
-from humanos_bridge.masking import mask_text
 
 #: Idempotency keys travel as the ``Idempotency-Key`` header (ASCII), as the DynamoDB idempotency
 #: record's key and possibly as an SQS FIFO MessageDeduplicationId (at most 128 printable ASCII

@@ -16,7 +16,7 @@ from typing import Any
 
 from jmespath.parser import ParsedResult
 
-from humanos_bridge.errors import MappingError
+from humanos_bridge.core.errors import MappingError
 from humanos_bridge.mapping.engine import MappingConfig, event_type_of
 from humanos_bridge.mapping.expressions import Expression, evaluating
 from humanos_bridge.mapping.model import RuleConfig, SourceConfig

@@ -21,8 +21,8 @@ import jmespath
 from jmespath import exceptions as jp_exceptions
 from jmespath import functions as jp_functions
 
-from humanos_bridge.errors import MappingError
-from humanos_bridge.wire import js_number
+from humanos_bridge.core.errors import MappingError
+from humanos_bridge.core.wire import js_number
 
 
 class ExpressionSyntaxError(ValueError):

@@ -13,9 +13,9 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any
 
-from humanos_bridge import wire
-from humanos_bridge.body_validation import json_type
-from humanos_bridge.errors import MappingError, SerialisationError
+from humanos_bridge.core import wire
+from humanos_bridge.core.body_validation import json_type
+from humanos_bridge.core.errors import MappingError, SerialisationError
 from humanos_bridge.mapping.model import RuleConfig
 from humanos_bridge.mapping.templates import Arr, Expr, Node, Obj
 

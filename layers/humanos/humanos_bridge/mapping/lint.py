@@ -11,10 +11,10 @@ from typing import Any
 
 from jmespath.lexer import Lexer
 
+from humanos_bridge.core.sender_auth import protects_body, signs_timestamp
 from humanos_bridge.mapping.engine import MappingConfig
 from humanos_bridge.mapping.expressions import Expression
 from humanos_bridge.mapping.model import AuthConfig
-from humanos_bridge.sender_auth import protects_body, signs_timestamp
 
 _COMPARATORS = ("eq", "ne", "lt", "lte", "gt", "gte")
 

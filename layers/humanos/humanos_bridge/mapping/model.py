@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from humanos_bridge.core.sender_auth import SchemeSettings
 from humanos_bridge.mapping.expressions import Expression
 from humanos_bridge.mapping.templates import Arr, Expr, Node, Obj
-from humanos_bridge.sender_auth import SchemeSettings
 
 #: What a source does with events that no rule takes.
 UNMATCHED_CHOICES: tuple[str, ...] = ("reject", "ignore")

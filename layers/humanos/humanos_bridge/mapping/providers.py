@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from humanos_bridge.core.sender_auth import GITHUB, HUBSPOT_V3, SHOPIFY, STRIPE, TYPEFORM
 from humanos_bridge.mapping.expressions import compile_expression, header_names
-from humanos_bridge.sender_auth import GITHUB, HUBSPOT_V3, SHOPIFY, STRIPE, TYPEFORM
 
 CONTENT_HASH = "content-hash"
 

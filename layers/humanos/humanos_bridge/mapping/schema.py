@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from humanos_bridge import sender_auth
-from humanos_bridge.body_validation import (
+from humanos_bridge.core import sender_auth
+from humanos_bridge.core.body_validation import (
     KNOWN_API_VERSIONS,
     NESTED_FIELDS,
     Problem,
@@ -28,7 +28,7 @@ from humanos_bridge.body_validation import (
     required_problems,
     unknown_field_problem,
 )
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core.errors import ConfigError
 from humanos_bridge.mapping.engine import MappingConfig
 from humanos_bridge.mapping.expressions import Expression, ExpressionSyntaxError, compile_expression, header_names
 from humanos_bridge.mapping.fan_out import contacts_from_arrays

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
-from humanos_bridge.errors import BridgeError
+from humanos_bridge.core.errors import BridgeError
 
 PBKDF2_ITERATIONS = 10_000
 KEY_BYTES = 32

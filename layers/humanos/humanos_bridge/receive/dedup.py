@@ -39,9 +39,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from humanos_bridge.core.replays import EVENTS, Claim, ReplayGuard
+from humanos_bridge.core.sender_auth import SignedDelivery
 from humanos_bridge.receive.events import WebhookEvent
-from humanos_bridge.replays import EVENTS, Claim, ReplayGuard
-from humanos_bridge.sender_auth import SignedDelivery
 
 #: The replay guard's scheme and sender for Humanos webhooks: their claims never meet an ingest delivery's.
 SCHEME, SENDER = "humanos-webhook", "humanos"

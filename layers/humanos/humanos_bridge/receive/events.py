@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from humanos_bridge import wire
-from humanos_bridge.errors import BridgeError, SerialisationError
-from humanos_bridge.masking import safe_id
+from humanos_bridge.core import wire
+from humanos_bridge.core.errors import BridgeError, SerialisationError
+from humanos_bridge.core.masking import safe_id
 
 SHAPE_2026_04_14, SHAPE_2026_05_17, SHAPE_2026_09_01 = "2026-04-14", "2026-05-17", "2026-09-01"
 CREDENTIAL, IDENTITY, OTP_FAILED, TEST = "credential", "identity", "otp.failed", "test"

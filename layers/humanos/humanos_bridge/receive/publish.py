@@ -23,8 +23,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from humanos_bridge.errors import BridgeError
-from humanos_bridge.masking import safe_text
+from humanos_bridge.core.errors import BridgeError
+from humanos_bridge.core.masking import safe_text
 from humanos_bridge.receive.events import WebhookEvent
 from humanos_bridge.receive.origin import Origin
 

@@ -35,10 +35,11 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from humanos_bridge.errors import ReplayOfAnswered
-from humanos_bridge.http_request import InboundRequest, PayloadTooLargeError
-from humanos_bridge.masking import safe_id
-from humanos_bridge.outcomes import HttpOutcome, classify_failure, http_outcome
+from humanos_bridge.core.errors import ReplayOfAnswered
+from humanos_bridge.core.http_request import InboundRequest, PayloadTooLargeError
+from humanos_bridge.core.masking import safe_id
+from humanos_bridge.core.outcomes import HttpOutcome, classify_failure, http_outcome
+from humanos_bridge.core.signing import DEFAULT_TOLERANCE_SECONDS
 from humanos_bridge.receive.decryption import DecryptionError, EnvelopeError, decrypt, parse_envelope
 from humanos_bridge.receive.dedup import Deduplicator, dedup_key
 from humanos_bridge.receive.events import WebhookEvent, WebhookEventError, parse_event
@@ -46,7 +47,6 @@ from humanos_bridge.receive.origin import OriginIndex
 from humanos_bridge.receive.publish import Publisher
 from humanos_bridge.receive.webhook_auth import verify_webhook
 from humanos_bridge.receive.webhook_secret import WebhookSecrets
-from humanos_bridge.signing import DEFAULT_TOLERANCE_SECONDS
 
 #: Larger bodies are refused before any HMAC. An envelope's plaintext is 3/4 of it, so the published detail
 #: (the payload and a few identifiers) stays inside EventBridge's 256 KB entry.

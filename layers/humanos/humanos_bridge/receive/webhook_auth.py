@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from humanos_bridge import signing
+from humanos_bridge.core import signing
 
 TIMESTAMP_HEADER = "x-timestamp"
 SIGNATURE_HEADER = "x-signature"

@@ -16,9 +16,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from humanos_bridge.errors import CredentialsError
-from humanos_bridge.masking import mask_secret
-from humanos_bridge.secret_store import CachedSecret
+from humanos_bridge.core.errors import CredentialsError
+from humanos_bridge.core.masking import mask_secret
+from humanos_bridge.core.secret_store import CachedSecret
 
 #: How the secret must look; repeated in every "malformed" message so the fix is in the message.
 SECRET_SHAPE = (

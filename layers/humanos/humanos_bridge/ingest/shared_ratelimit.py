@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from humanos_bridge.errors import ConfigError
-from humanos_bridge.ratelimit import RateLimitedLocally
+from humanos_bridge.core.errors import ConfigError
+from humanos_bridge.core.ratelimit import RateLimitedLocally
 
 ITEM_ID = "rate#sync"
 #: The item outlives any pause in traffic by far; a missing item is a full bucket.

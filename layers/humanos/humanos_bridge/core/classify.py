@@ -17,8 +17,8 @@ from typing import Any
 
 import urllib3.exceptions
 
-from humanos_bridge import wire
-from humanos_bridge.errors import (
+from humanos_bridge.core import wire
+from humanos_bridge.core.errors import (
     AmbiguousError,
     AuthenticationError,
     HumanosError,
@@ -26,7 +26,7 @@ from humanos_bridge.errors import (
     RetryableError,
     SerialisationError,
 )
-from humanos_bridge.masking import mask_text
+from humanos_bridge.core.masking import mask_text
 
 #: Longest ``Retry-After`` we honour, in seconds. Larger values are clamped: a misconfigured proxy
 #: must not park a message for hours. Callers still stop at their own deadline.

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from humanos_bridge import wire
-from humanos_bridge.errors import SerialisationError
+from humanos_bridge.core import wire
+from humanos_bridge.core.errors import SerialisationError
 
 SNS = "sns"
 EVENTBRIDGE = "eventbridge"

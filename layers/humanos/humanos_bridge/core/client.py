@@ -23,16 +23,17 @@ import urllib3
 import urllib3.exceptions
 from aws_lambda_powertools import Logger
 
-from humanos_bridge import USER_AGENT, signing, wire
-from humanos_bridge.backoff import RetryPolicy
-from humanos_bridge.classify import classify, malformed_success, parse_success
-from humanos_bridge.errors import AuthenticationError, ConfigError, MappingError, RetryableError
-from humanos_bridge.masking import safe_id
+from humanos_bridge import USER_AGENT
+from humanos_bridge.core import signing, wire
+from humanos_bridge.core.backoff import RetryPolicy
+from humanos_bridge.core.classify import classify, malformed_success, parse_success
+from humanos_bridge.core.errors import AuthenticationError, ConfigError, MappingError, RetryableError
+from humanos_bridge.core.masking import safe_id
 from humanos_bridge.settings import MAX_BATCH_SIZE
 
 if TYPE_CHECKING:
-    from humanos_bridge.credentials import Credentials, CredentialsSource
-    from humanos_bridge.ratelimit import CreationLimiter
+    from humanos_bridge.core.credentials import Credentials, CredentialsSource
+    from humanos_bridge.core.ratelimit import CreationLimiter
     from humanos_bridge.settings import Settings
 
 #: Pages of ``GET /request?internalId=`` read at most by ``find_requests`` (100 requests each).

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from humanos_bridge import wire
-from humanos_bridge.errors import BridgeError, SerialisationError
-from humanos_bridge.masking import mask_text
+from humanos_bridge.core import wire
+from humanos_bridge.core.errors import BridgeError, SerialisationError
+from humanos_bridge.core.masking import mask_text
 
 #: SQS refuses messages (body plus attributes) above 256 KiB, so a larger event can never be queued.
 MAX_BODY_BYTES = 256 * 1024

@@ -12,7 +12,7 @@ import hmac
 import time
 from collections.abc import Iterable
 
-from humanos_bridge.errors import ConfigError, SignatureError
+from humanos_bridge.core.errors import ConfigError, SignatureError
 
 #: Default tolerated clock skew, both directions, for verification (the Humanos SDK uses ±5 minutes).
 DEFAULT_TOLERANCE_SECONDS = 300

@@ -11,13 +11,13 @@ callers answer one generic message whatever the reason. No message carries a sec
 signature or body bytes.
 
 A request that verifies is a ``SignedDelivery``: what makes it the same delivery when it comes again,
-and until when its signature verifies. :mod:`humanos_bridge.replays` handles each delivery once.
+and until when its signature verifies. :mod:`humanos_bridge.core.replays` handles each delivery once.
 
 Schemes
 -------
 ``humanos-hmac``
     ``X-Timestamp`` (Unix ms) and ``X-Signature`` (hex HMAC-SHA256 over ``"<ts>.<body>"``, key =
-    the secret's UTF-8 text): the scheme Humanos uses, see :mod:`humanos_bridge.signing`.
+    the secret's UTF-8 text): the scheme Humanos uses, see :mod:`humanos_bridge.core.signing`.
 ``standard-webhooks``
     ``webhook-id``, ``webhook-timestamp`` (Unix seconds) and ``webhook-signature`` (space-separated
     ``v1,<base64>`` entries), HMAC-SHA256 over ``"<id>.<ts>.<body>"`` keyed with the base64-decoded
@@ -50,8 +50,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, TypeAlias
 
-from humanos_bridge import signing
-from humanos_bridge.errors import ConfigError, SignatureError
+from humanos_bridge.core import signing
+from humanos_bridge.core.errors import ConfigError, SignatureError
 
 #: Default tolerated clock skew, both directions, in seconds.
 DEFAULT_TOLERANCE_SECONDS = signing.DEFAULT_TOLERANCE_SECONDS

@@ -15,7 +15,7 @@ import botocore.exceptions
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
-from humanos_bridge.errors import ConfigError, CredentialsError
+from humanos_bridge.core.errors import ConfigError, CredentialsError
 
 T = TypeVar("T")
 

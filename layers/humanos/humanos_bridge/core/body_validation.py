@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from humanos_bridge import wire
-from humanos_bridge.errors import ConfigError, InvalidBodyError, SerialisationError
+from humanos_bridge.core import wire
+from humanos_bridge.core.errors import ConfigError, InvalidBodyError, SerialisationError
 
 #: API versions whose request body we know. Later SDK versions pin 2026-07-07 and 2026-09-01.
 KNOWN_API_VERSIONS: tuple[str, ...] = ("2026-05-17", "2026-07-07", "2026-09-01")

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from humanos_bridge.masking import safe_id, safe_text
-from humanos_bridge.outcomes import Failure
-from humanos_bridge.queue_messages import (
+from humanos_bridge.core.masking import safe_id, safe_text
+from humanos_bridge.core.outcomes import Failure
+from humanos_bridge.core.queue_messages import (
     ATTR_ERROR_CODE,
     ATTR_ERROR_REASON,
     ATTR_ERROR_STATUS,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from humanos_bridge.errors import CredentialsError
-from humanos_bridge.secret_store import CachedSecret
+from humanos_bridge.core.errors import CredentialsError
+from humanos_bridge.core.secret_store import CachedSecret
 
 #: How the secret must look; repeated in every "malformed" message so the fix is in the message.
 SECRET_SHAPE = 'store JSON {"<secretKey>": ["<secret>", ...]}'

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from humanos_bridge import wire
-from humanos_bridge.errors import BridgeError
+from humanos_bridge.core import wire
+from humanos_bridge.core.errors import BridgeError
 
 # Attributes of an enqueued business event.
 ATTR_SOURCE = "source"

@@ -35,7 +35,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from humanos_bridge import __version__
-from humanos_bridge.errors import (
+from humanos_bridge.core.errors import (
     ConfigError,
     EventIgnored,
     MappingError,
@@ -43,8 +43,8 @@ from humanos_bridge.errors import (
     SignatureError,
     UnknownSourceError,
 )
-from humanos_bridge.exactly_once import ExactlyOnce
-from humanos_bridge.http_request import (
+from humanos_bridge.core.exactly_once import ExactlyOnce
+from humanos_bridge.core.http_request import (
     MAX_BODY_BYTES,
     MAX_JSON_DEPTH,
     InboundRequest,
@@ -53,10 +53,9 @@ from humanos_bridge.http_request import (
     check_size,
     parse_json,
 )
-from humanos_bridge.mapping import AuthConfig, MappedRequest, MappingConfig, SourceConfig
-from humanos_bridge.masking import mask_text, safe_id
-from humanos_bridge.outcomes import HttpOutcome, http_outcome
-from humanos_bridge.queue_messages import (
+from humanos_bridge.core.masking import mask_text, safe_id
+from humanos_bridge.core.outcomes import HttpOutcome, http_outcome
+from humanos_bridge.core.queue_messages import (
     ATTR_EVENT_ID,
     ATTR_RECEIVED_AT,
     ATTR_SOURCE,
@@ -65,9 +64,10 @@ from humanos_bridge.queue_messages import (
     string_attributes,
     wrap_event,
 )
-from humanos_bridge.replays import EVENTS, REQUESTS, Claim, ReplayGuard
-from humanos_bridge.sender_auth import DEFAULT_TOLERANCE_SECONDS, RequestTarget, SenderVerifier, verifier_for
-from humanos_bridge.sender_secrets import SenderSecrets
+from humanos_bridge.core.replays import EVENTS, REQUESTS, Claim, ReplayGuard
+from humanos_bridge.core.sender_auth import DEFAULT_TOLERANCE_SECONDS, RequestTarget, SenderVerifier, verifier_for
+from humanos_bridge.ingest.sender_secrets import SenderSecrets
+from humanos_bridge.mapping import AuthConfig, MappedRequest, MappingConfig, SourceConfig
 
 #: SQS's limit on one message: body and attributes (names, types and values) together.
 MAX_MESSAGE_BYTES = 256 * 1024

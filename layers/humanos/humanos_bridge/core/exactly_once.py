@@ -60,13 +60,13 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from humanos_bridge import wire
-from humanos_bridge.body_validation import normalise_contact
-from humanos_bridge.client import HumanosClient
-from humanos_bridge.errors import BridgeError
-from humanos_bridge.ledger import Ledger, Use, digest
+from humanos_bridge.core import wire
+from humanos_bridge.core.body_validation import normalise_contact
+from humanos_bridge.core.client import HumanosClient
+from humanos_bridge.core.errors import BridgeError
+from humanos_bridge.core.ledger import Ledger, Use, digest
+from humanos_bridge.core.masking import mask_contact
 from humanos_bridge.mapping import MappedRequest
-from humanos_bridge.masking import mask_contact
 
 #: Shared by every function, so the dispatcher and the synchronous route see the same records.
 KEY_PREFIX = "humanos-request"

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from itertools import accumulate
 from typing import Any
 
-from humanos_bridge.errors import SerialisationError
+from humanos_bridge.core.errors import SerialisationError
 
 #: Largest integer JavaScript holds exactly; beyond it Humanos's re-serialisation would differ.
 MAX_SAFE_INTEGER = 2**53 - 1

@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from humanos_bridge.errors import (
+from humanos_bridge.core.errors import (
     AuthenticationError,
     BridgeError,
     CredentialsError,
@@ -25,8 +25,8 @@ from humanos_bridge.errors import (
     SignatureError,
     UnknownSourceError,
 )
-from humanos_bridge.http_request import InvalidJsonError, PayloadTooLargeError, UnsupportedMediaTypeError
-from humanos_bridge.masking import safe_id, safe_text
+from humanos_bridge.core.http_request import InvalidJsonError, PayloadTooLargeError, UnsupportedMediaTypeError
+from humanos_bridge.core.masking import safe_id, safe_text
 
 #: AWS error codes that mean "slow down" or "try later", never "this input is wrong".
 AWS_RETRYABLE_CODES = frozenset(

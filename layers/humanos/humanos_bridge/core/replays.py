@@ -64,9 +64,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from humanos_bridge.errors import DeliveryInProgress, ReplayedDelivery, ReplayOfAnswered
-from humanos_bridge.ledger import Ledger, digest
-from humanos_bridge.sender_auth import SignedDelivery
+from humanos_bridge.core.errors import DeliveryInProgress, ReplayedDelivery, ReplayOfAnswered
+from humanos_bridge.core.ledger import Ledger, digest
+from humanos_bridge.core.sender_auth import SignedDelivery
 
 #: Prefix of the claims' ids in the table, beside the ledger's ``attempt#``, ``claim#`` and ``uses#``.
 DELIVERY = "delivery#"

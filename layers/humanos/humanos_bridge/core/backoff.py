@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from humanos_bridge.errors import ConfigError
+from humanos_bridge.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from humanos_bridge.settings import Settings

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from humanos_bridge.errors import ConfigError, RetryableError
+from humanos_bridge.core.errors import ConfigError, RetryableError
 
 #: One call may go out at once; a larger burst would break the per-window guarantee above.
 CAPACITY = 1.0

@@ -54,7 +54,7 @@ class ReplayedDelivery(BridgeError):
     """The very delivery came before, within the tolerance window: it is not handled again.
 
     The same ``X-Timestamp`` and ``X-Signature``, or the same Standard Webhooks ``webhook-id``
-    (see :mod:`humanos_bridge.replays`).
+    (see :mod:`humanos_bridge.core.replays`).
     """
 
     code = "replayed_delivery"

@@ -26,7 +26,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from humanos_bridge.errors import MappingError
+from humanos_bridge.core.errors import MappingError
 
 ATTEMPT, CLAIM, USES, USE = "attempt#", "claim#", "uses#", "use#"
 #: A ``uses#`` item with more attributes than this drops those older than the TTL (they can no longer matter).

@@ -32,17 +32,17 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from humanos_bridge import wire
-from humanos_bridge.backoff import equal_jitter
-from humanos_bridge.dead_letters import Parcel, park
-from humanos_bridge.envelopes import Envelope, open_envelope
-from humanos_bridge.errors import EventIgnored, MappingError
-from humanos_bridge.exactly_once import ExactlyOnce
+from humanos_bridge.core import wire
+from humanos_bridge.core.backoff import equal_jitter
+from humanos_bridge.core.envelopes import Envelope, open_envelope
+from humanos_bridge.core.errors import EventIgnored, MappingError
+from humanos_bridge.core.exactly_once import ExactlyOnce
+from humanos_bridge.core.masking import safe_id
+from humanos_bridge.core.outcomes import Failure, classify_failure
+from humanos_bridge.core.queue_messages import ATTR_SOURCE, QueuedEvent, parse_batch, unwrap_event
+from humanos_bridge.dispatch.dead_letters import Parcel, park
 from humanos_bridge.logs import bridge_logger
 from humanos_bridge.mapping import MappedRequest, MappingConfig
-from humanos_bridge.masking import safe_id
-from humanos_bridge.outcomes import Failure, classify_failure
-from humanos_bridge.queue_messages import ATTR_SOURCE, QueuedEvent, parse_batch, unwrap_event
 from humanos_bridge.settings import MAX_BATCH_SIZE
 
 #: SQS refuses visibility timeouts above 12 hours.
