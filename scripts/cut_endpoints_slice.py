@@ -1,7 +1,7 @@
 """Write ``humanos_bridge/aws_endpoints.json``: botocore's ``endpoints.json`` cut down to the bridge's services.
 
 Run it with the botocore of the python3.13 Lambda runtime on the path (the version pinned in
-``humanos_bridge_local.packaging.RUNTIME_PACKAGES``), whenever that pin or ``aws_session.SERVICES`` changes:
+``humanos_bridge_local.packaging.RUNTIME_PACKAGES``), whenever that pin or ``aws_session.SLICED_SERVICES`` changes:
 
     PYTHONPATH=.aws-sam/local/runtime-python3.13:layers/humanos python3.13 scripts/cut_endpoints_slice.py
 
@@ -22,7 +22,7 @@ from humanos_bridge import aws_session
 
 def main() -> None:
     full = create_loader().load_data("endpoints")
-    sliced = aws_session.slice_endpoints(full, aws_session.SERVICES)
+    sliced = aws_session.slice_endpoints(full, aws_session.SLICED_SERVICES)
     sliced["botocoreVersion"] = botocore.__version__
     target = Path(aws_session.__file__).with_name(aws_session.ENDPOINTS_SLICE)
     target.write_text(json.dumps(sliced, separators=(",", ":"), sort_keys=True) + "\n", encoding="utf-8")

@@ -95,8 +95,8 @@ _COMPARE_ENDPOINTS = r"""
 import json, os, sys
 from botocore.loaders import Loader
 from botocore.regions import EndpointResolver
-from humanos_bridge.aws_session import SERVICES, lambda_session
-session = lambda_session()
+from humanos_bridge.aws_session import SLICED_SERVICES as SERVICES, lambda_session
+session = lambda_session(SERVICES)
 loader = session._session.get_component("data_loader")
 sliced, _ = loader.load_data_with_path("endpoints")
 full = Loader().load_data("endpoints")

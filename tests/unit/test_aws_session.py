@@ -10,7 +10,7 @@ import pytest
 from botocore.loaders import Loader
 
 from humanos_bridge import aws_session
-from humanos_bridge.aws_session import SERVICES, NamedServicesLoader, endpoints_slice, lambda_session
+from humanos_bridge.aws_session import SERVICES, SLICED_SERVICES, NamedServicesLoader, endpoints_slice, lambda_session
 from humanos_bridge_local.packaging import RUNTIME_PACKAGES
 
 
@@ -53,7 +53,8 @@ def test_the_slice_stands_in_for_botocores_builtin_file_only_for_the_version_it_
     assert cut_from is None
     version = endpoints_slice_version()
     sliced = endpoints_slice(SERVICES, version)
-    assert sliced is not None and sliced["services"] == sorted(SERVICES)
+    assert sliced is not None and sliced["services"] == sorted(SLICED_SERVICES)
+    assert endpoints_slice(SLICED_SERVICES, version) is sliced
     assert "s3" not in sliced["partitions"][0]["services"]
     # A service the slice was not cut for: botocore's whole file.
     assert endpoints_slice((*SERVICES, "s3"), version) is None

@@ -31,7 +31,9 @@ from botocore.loaders import Loader
 #: Every AWS service the functions call. A client of another one fails at once with
 #: ``UnknownServiceError: Unknown service: 'x'. Valid service names are: ...``: add its name here.
 SERVICES = ("dynamodb", "secretsmanager", "sqs")
-#: The slice of botocore's ``endpoints.json`` for ``SERVICES``, next to this module.
+#: Every service some function calls (the receiver adds EventBridge): the slice is cut for these.
+SLICED_SERVICES = ("dynamodb", "events", "secretsmanager", "sqs")
+#: The slice of botocore's ``endpoints.json`` for ``SLICED_SERVICES``, next to this module.
 ENDPOINTS_SLICE = "aws_endpoints.json"
 
 
