@@ -11,19 +11,20 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import urllib3
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.config import Config
 
 from humanos_bridge.aws_session import lambda_session
-from humanos_bridge.core.client import HumanosClient
-from humanos_bridge.core.credentials import SecretsManagerCredentials
 from humanos_bridge.core.errors import ConfigError
-from humanos_bridge.core.exactly_once import ExactlyOnce
 from humanos_bridge.core.ratelimit import CreationLimiter, TokenBucket
 from humanos_bridge.mapping import MappingConfig, load_mapping_cached
 from humanos_bridge.settings import ENV_NAMES, MAX_BATCH_SIZE, Settings
 
 if TYPE_CHECKING:
+    # Imported where used: an ingest container that only queues never loads the Humanos sender (cold start).
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    from humanos_bridge.core.client import HumanosClient
+    from humanos_bridge.core.exactly_once import ExactlyOnce
     from humanos_bridge.dispatch.service import Dispatcher
     from humanos_bridge.ingest.service import IngestService
     from humanos_bridge.receive.service import ReceiverService
@@ -61,6 +62,9 @@ def humanos_client(
     creation_limiter: CreationLimiter | None = None,
     secrets_client: Any = None,
 ) -> HumanosClient:
+    from humanos_bridge.core.client import HumanosClient
+    from humanos_bridge.core.credentials import SecretsManagerCredentials
+
     require(settings, "humanos_secret_id")
     credentials = SecretsManagerCredentials(
         settings.humanos_secret_id,
@@ -79,13 +83,22 @@ def exactly_once(
     *,
     persistence: DynamoDBPersistenceLayer | None = None,
 ) -> ExactlyOnce:
+    from humanos_bridge.core.exactly_once import ExactlyOnce
+
     require(settings, "idempotency_table")
     if persistence is None:
         # Every record of a batch writes its idempotency record at once: with botocore's default of 10
         # pooled connections, a larger batch would open and discard connections on each call.
         dynamodb = session.client("dynamodb", config=Config(max_pool_connections=MAX_BATCH_SIZE))
-        persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
+        persistence = _persistence(dynamodb, settings.idempotency_table)
     return ExactlyOnce(client, persistence, ttl_seconds=settings.idempotency_ttl_seconds)
+
+
+def _persistence(dynamodb: Any, table: str) -> DynamoDBPersistenceLayer:
+    """Powertools' idempotency store in ``table``, through ``dynamodb``."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    return DynamoDBPersistenceLayer(table_name=table, boto3_client=dynamodb)
 
 
 def dispatcher(
@@ -138,32 +151,44 @@ def ingest_service(
     authentication scheme. Builds clients only; nothing here calls AWS or Humanos.
     """
     # Imported here: the dispatcher's cold start does not need the ingest modules.
+    from humanos_bridge.core.ledger import Ledger
     from humanos_bridge.core.replays import ReplayGuard
     from humanos_bridge.ingest.sender_secrets import SenderSecrets
     from humanos_bridge.ingest.service import IngestService
-    from humanos_bridge.ingest.shared_ratelimit import SharedTokenBucket
 
     require(settings, "request_queue_url", "sender_secret_id", "humanos_secret_id", "idempotency_table")
     session = session or lambda_session()
     mapping = load_mapping(settings)
+    api_version(settings, mapping)  # checked now; the synchronous route's sender is built on its first request
     secrets_client = session.client("secretsmanager")  # one client for both secrets: each costs cold-start time
-    client = humanos_client(settings, mapping, session, pool, secrets_client=secrets_client)
     sender_secrets = SenderSecrets(
         settings.sender_secret_id, ttl_seconds=settings.secret_ttl_seconds, boto3_client=secrets_client
     )
-    sender = exactly_once(settings, client, session, persistence=persistence)
-    # The synchronous route's share of the rate limit, one bucket for all ingest containers, in the table the
-    # sender already writes (so no client of its own): shared_ratelimit.
-    client.creation_limiter = SharedTokenBucket.beside(sender.ledger, settings.sync_rate_limit_per_minute)
+    if persistence is None:
+        dynamodb, table = session.client("dynamodb"), settings.idempotency_table
+        ledger = Ledger(dynamodb, table, ttl_seconds=settings.idempotency_ttl_seconds)
+    else:
+        ledger = Ledger.beside(persistence, ttl_seconds=settings.idempotency_ttl_seconds)
+
+    def build_sender() -> ExactlyOnce:
+        """The synchronous route's sender, in the ledger's table through the ledger's client."""
+        from humanos_bridge.core.exactly_once import ExactlyOnce
+        from humanos_bridge.ingest.shared_ratelimit import SharedTokenBucket
+
+        client = humanos_client(settings, mapping, session, pool, secrets_client=secrets_client)
+        # The route's share of the rate limit, one bucket for all ingest containers: shared_ratelimit.
+        client.creation_limiter = SharedTokenBucket.beside(ledger, settings.sync_rate_limit_per_minute)
+        store = persistence or _persistence(ledger.dynamodb, ledger.table)
+        return ExactlyOnce(client, store, ttl_seconds=settings.idempotency_ttl_seconds, ledger=ledger)
+
     return IngestService(
         mapping,
         session.client("sqs"),
         queue_url=settings.request_queue_url,
         sender_secrets=sender_secrets,
-        sender=sender,
+        build_sender=build_sender,
         tolerance=settings.signature_tolerance_seconds,
-        # In the idempotency table, through the client the synchronous route already uses.
-        replays=ReplayGuard.beside(sender.ledger, logger=logger),
+        replays=ReplayGuard.beside(ledger, logger=logger),
         logger=logger,
         metrics=metrics,
         **overrides,

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -43,7 +43,6 @@ from humanos_bridge.core.errors import (
     SignatureError,
     UnknownSourceError,
 )
-from humanos_bridge.core.exactly_once import ExactlyOnce
 from humanos_bridge.core.http_request import (
     MAX_BODY_BYTES,
     MAX_JSON_DEPTH,
@@ -68,6 +67,9 @@ from humanos_bridge.core.replays import EVENTS, REQUESTS, Claim, ReplayGuard
 from humanos_bridge.core.sender_auth import DEFAULT_TOLERANCE_SECONDS, RequestTarget, SenderVerifier, verifier_for
 from humanos_bridge.ingest.sender_secrets import SenderSecrets
 from humanos_bridge.mapping import AuthConfig, MappedRequest, MappingConfig, SourceConfig
+
+if TYPE_CHECKING:
+    from humanos_bridge.core.exactly_once import ExactlyOnce
 
 #: SQS's limit on one message: body and attributes (names, types and values) together.
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -121,8 +123,9 @@ class IngestService:
         An SQS client; ``queue_url`` is where accepted events go.
     sender_secrets
         The sender secrets per ``auth.secretKey``.
-    sender
-        Sends mapped requests to Humanos exactly once (the synchronous route); None disables that route.
+    sender, build_sender
+        Sends mapped requests to Humanos exactly once (the synchronous route), or builds that sender on the
+        route's first request; neither disables the route.
     tolerance
         Accepted clock skew of sender timestamps, seconds, both directions.
     replays
@@ -137,6 +140,7 @@ class IngestService:
         queue_url: str,
         sender_secrets: SenderSecrets,
         sender: ExactlyOnce | None = None,
+        build_sender: Callable[[], ExactlyOnce] | None = None,
         tolerance: float = DEFAULT_TOLERANCE_SECONDS,
         replays: ReplayGuard | None = None,
         logger: Logger | None = None,
@@ -153,6 +157,7 @@ class IngestService:
         self.queue_url = queue_url
         self.sender_secrets = sender_secrets
         self.sender = sender
+        self._build_sender = build_sender
         self.tolerance = tolerance
         self.replays = replays
         self.logger = logger or Logger(child=True)
@@ -191,8 +196,7 @@ class IngestService:
         """``POST /requests/{source}``: verify, map and send to Humanos now; 201 created, 200 existing."""
         trail = _Trail(REQUESTS, source, time.perf_counter())
         try:
-            if self.sender is None:
-                raise ConfigError("the synchronous route is not configured (no Humanos sender was built)")
+            sender = self._synchronous_sender()
             admitted = self._admit_and_map(source, request, trail)
             if admitted is None:
                 return self._ignored(trail)
@@ -204,8 +208,8 @@ class IngestService:
                     details={"reason": "fan_out_on_sync_route"},
                 )
             mapped = requests[0]
-            self.sender.register_context(context)
-            delivery = self.sender.send(mapped, calls_end_by=_calls_end_by(context))
+            sender.register_context(context)
+            delivery = sender.send(mapped, calls_end_by=_calls_end_by(context))
             trail.request_id = delivery.request_id
             created = not (delivery.duplicate or delivery.recovered) and delivery.status == 201
             trail.outcome = CREATED if created else EXISTING
@@ -221,6 +225,15 @@ class IngestService:
         finally:
             self._settle(trail)
             self._report(trail)
+
+    def _synchronous_sender(self) -> ExactlyOnce:
+        """The Humanos sender, built by the first synchronous request: a container that only queues never
+        imports it or builds its clients (cold start: ``make bench``, footprint)."""
+        if self.sender is None and self._build_sender is not None:
+            self.sender = self._build_sender()
+        if self.sender is None:
+            raise ConfigError("the synchronous route is not configured (no Humanos sender was built)")
+        return self.sender
 
     def health(self) -> Reply:
         """``GET /health``: liveness. Touches neither Humanos nor Secrets Manager."""
