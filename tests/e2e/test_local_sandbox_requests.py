@@ -28,6 +28,7 @@ def test_sandbox_requests_shows_what_the_bridge_created(stack: LocalStack, capsy
     assert main(["sandbox", "requests", "--internal-id", internal_id]) == 0
 
     out = capsys.readouterr().out
-    assert out.splitlines()[0].startswith(f"1 request(s) with internalId {internal_id} stored by the Humanos at")
+    first = out.splitlines()[0]
+    assert first.startswith(f"1 request(s) with internalId {internal_id} stored by the Humanos sandbox at")
     assert created.response["id"] == outcome.request_id and outcome.request_id in out
     assert "+35********78" in out and "+351912345678" not in out

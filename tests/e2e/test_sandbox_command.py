@@ -78,10 +78,10 @@ def test_sandbox_requests_lists_what_the_sandbox_stores_with_contacts_masked(run
     )
 
     assert (every.returncode, one.returncode) == (0, 0)
-    assert every.stdout.startswith(f"2 request(s) stored by the Humanos at {running.base_url}\n")
+    assert every.stdout.startswith(f"2 request(s) stored by the Humanos sandbox at {running.base_url}\n")
     assert "internalId evt-other" in every.stdout and "a***@e***.com" in every.stdout
     lines = one.stdout.splitlines()
-    assert lines[0] == f"1 request(s) with internalId evt-cli stored by the Humanos at {running.base_url}"
+    assert lines[0] == f"1 request(s) with internalId evt-cli stored by the Humanos sandbox at {running.base_url}"
     assert " open " in lines[1] and "internalId evt-cli  CONTACT" in lines[1]
     assert lines[2].strip() == "name: -  subjects: +35********78  credentials: Group grp_1"
     assert "+351912345678" not in every.stdout + one.stdout and "ana@example.com" not in every.stdout

@@ -57,11 +57,25 @@ def test_lists_the_local_stacks_sandbox_with_its_stored_credentials(
     assert cli.main(["sandbox", "requests", "--endpoints", str(endpoints), "--internal-id", "order-2"]) == 0
 
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == f"1 request(s) with internalId order-2 stored by the Humanos at {sandbox.base_url}"
+    first = f"1 request(s) with internalId order-2 stored by the Humanos sandbox at {sandbox.base_url}"
+    assert out.splitlines()[0] == first
     assert sandbox.created[1]["id"] in out and sandbox.created[0]["id"] not in out
     assert "j***@e***.com" in out and "joana" not in out
     [listing] = [c for c in sandbox.calls if c.method == "GET"]
     assert listing.query == {"internalId": "order-2", "pageIndex": "0", "pageSize": "100"}
+
+
+def test_names_show_their_invoice_numbers_and_hide_their_contacts(
+    endpoints: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A name is read as ``send`` reads answers: INV-2026-0043 is an identifier, not a number to mask."""
+    create(sandbox, {**BODY, "name": "Invoice INV-2026-0043 for joana.silva@example.com or +351912345678"})
+
+    assert cli.main(["sandbox", "requests", "--endpoints", str(endpoints)]) == 0
+
+    out = capsys.readouterr().out
+    assert "name: Invoice INV-2026-0043 for j***@e***.com or " in out
+    assert "joana" not in out and "912345678" not in out
 
 
 def test_pages_through_everything_stored(endpoints: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:

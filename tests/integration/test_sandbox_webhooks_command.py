@@ -70,7 +70,8 @@ def test_decide_sends_the_webhooks_and_follows_them_until_delivered(
     assert cli.main(["sandbox", "decide", request_id, "--accept", *named(sandbox)]) == 0
 
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"accept: 2 webhook(s) queued by the Humanos at {sandbox.base_url} for request {request_id}"
+    where = f"the Humanos sandbox at {sandbox.base_url}"
+    assert out[0] == f"accept: 2 webhook(s) queued by {where} for request {request_id}"
     assert [line.split()[1:4] for line in out[1:]] == [["credential", "accept", "request"]] * 2
     assert all(line.endswith("delivered after 1 attempt(s): 200") for line in out[1:])
     events = [opened(r, sandbox.webhook_secrets) for r in receiver.wait_for(2)]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from humanos_bridge_local.commands.send import masked
+from humanos_bridge_local.answers import masked
 
 
 def answer(**overrides: Any) -> dict[str, Any]:

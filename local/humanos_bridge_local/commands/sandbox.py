@@ -44,6 +44,7 @@ from humanos_bridge.core.client import HumanosClient
 from humanos_bridge.core.credentials import CredentialsSource, SecretsManagerCredentials, StaticCredentials
 from humanos_bridge.core.errors import BridgeError, ConfigError, SerialisationError
 from humanos_bridge.core.masking import mask_contact, safe_id, safe_text
+from humanos_bridge_local.answers import masked
 from humanos_bridge_local.endpoints import LOCAL_CREDENTIALS, endpoints_path, read_local_endpoints
 from humanos_bridge_local.sandbox import OUTCOMES, Delivery, Fault, RecordedCall, Sandbox, WebhookSecrets
 from humanos_bridge_local.sandbox.validation import LATEST_VERSION, VersionError
@@ -373,7 +374,7 @@ def _humanos_of(args: argparse.Namespace) -> tuple[str, CredentialsSource, str]:
                 "give --url, --api-key and --signature-secret together (as `humanos-bridge sandbox` prints them), "
                 "or none of them to read the running local stack's sandbox"
             )
-        return args.url, StaticCredentials(args.api_key, args.signature_secret), f"the Humanos at {args.url}"
+        return args.url, StaticCredentials(args.api_key, args.signature_secret), f"the Humanos sandbox at {args.url}"
     path = args.endpoints or endpoints_path()
     if not path.exists():
         raise ConfigError(
@@ -386,7 +387,8 @@ def _humanos_of(args: argparse.Namespace) -> tuple[str, CredentialsSource, str]:
         raise ConfigError(f"{path} names no Humanos URL or secret; restart `humanos-bridge local`")
     session = boto3.session.Session(region_name=data["region"], **LOCAL_CREDENTIALS)
     secrets_client = session.client("secretsmanager", endpoint_url=data["awsEndpointUrl"])
-    return base_url, SecretsManagerCredentials(secret_id, boto3_client=secrets_client), f"the Humanos at {base_url}"
+    credentials = SecretsManagerCredentials(secret_id, boto3_client=secrets_client)
+    return base_url, credentials, f"the Humanos sandbox at {base_url}"
 
 
 def _every_request(client: HumanosClient) -> tuple[list[dict[str, Any]], bool]:
@@ -418,10 +420,12 @@ def describe(request: dict[str, Any]) -> str:
     credentials = [c for c in request.get("credentials") or [] if isinstance(c, dict)]
     # A contact is masked as a contact first (a form the patterns would miss stays hidden), then escaped.
     people = ", ".join(safe_id(mask_contact(str(s.get("contact", ""))), mask=False) for s in subjects) or "-"
-    asks = ", ".join(safe_id(str(c.get("name") or "-")) for c in credentials) or "-"
+    # Names are shown as `send` shows answers: contacts masked, identifiers such as INV-2026-0043 kept.
+    asks = ", ".join(safe_id(masked(str(c.get("name") or "-")), mask=False) for c in credentials) or "-"
+    shown_name = safe_id(masked(name), mask=False) if isinstance(name, str) else "-"
     return (
         f"{request_id}  {created}  {state:<8}  internalId {shown_internal}  {level}\n"
-        f"    name: {safe_id(name) if isinstance(name, str) else '-'}  subjects: {people}  credentials: {asks}"
+        f"    name: {shown_name}  subjects: {people}  credentials: {asks}"
     )
 
 
