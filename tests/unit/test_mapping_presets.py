@@ -129,7 +129,7 @@ def test_stripe_checkout_becomes_order_terms_by_email() -> None:
         '"credentials":[{"type":"DOCUMENT","name":"Order terms","data":{'
         '"checkoutSession":"cs_test_a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuVwXyZ0123456789AbCdEf",'
         '"order":"order-1042","customer":"Ana Silva","amount":"12.50","currency":"EUR","termsVersion":"2026-01"}}],'
-        '"securityLevel":"CONTACT","name":"Order terms for 12.50 EUR","language":"POR",'
+        '"securityLevel":"CONTACT","name":"Order terms for 12.50 EUR","language":"PRT",'
         '"internalId":"stripe:cs_test_a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuVwXyZ0123456789AbCdEf:order-terms"}'
     )
 
@@ -193,7 +193,7 @@ def test_shopify_paid_order_becomes_a_purchase_agreement_with_its_lines() -> Non
         '"lineItems":[{"title":"Linen shirt","quantity":2,"total":"39.98"},'
         '{"title":"Canvas tote","quantity":1,"total":"12.50"}],'
         '"total":"57.47","currency":"EUR"}}],'
-        '"securityLevel":"CONTACT","name":"Purchase agreement for order #1042","language":"POR",'
+        '"securityLevel":"CONTACT","name":"Purchase agreement for order #1042","language":"PRT",'
         '"internalId":"shopify:order:5871203254375:purchase-agreement"}'
     )
 
@@ -255,7 +255,7 @@ def test_typeform_consent_becomes_a_consent_request() -> None:
     assert (request.event_type, request.event_id) == ("form_response", "01JNB3Q8Z4XK7W2M5R9T6V1Y3C")
     assert body("typeform-consent.json") == (
         '{"contacts":["ana.silva@example.com"],"groupIds":["grp_marketing_consent"],"securityLevel":"CONTACT",'
-        '"name":"Marketing consent for Ana Silva","language":"POR",'
+        '"name":"Marketing consent for Ana Silva","language":"PRT",'
         '"internalId":"typeform:a3a12ec67a1365927098a606107fac15:marketing-consent"}'
     )
 
@@ -304,7 +304,7 @@ def test_hr_hire_becomes_an_identity_check_on_the_mobile() -> None:
     """The mobile is sent without its spaces (the body check normalises phones)."""
     assert body("hr-employee-hired.json") == (
         '{"contacts":["+351912345678"],"securityLevel":"HUMANOS_KYC","groupIds":["grp_employee_onboarding"],'
-        '"name":"Welcome! You start on 01/03/2026","language":"POR",'
+        '"name":"Welcome! You start on 01/03/2026","language":"PRT",'
         '"internalId":"hr:evt_01JNB4T2R8M6K3W9Q5X1Z7V4HD:identity-check"}'
     )
 
@@ -315,7 +315,7 @@ def test_hr_without_a_mobile_uses_the_personal_email(mobile: str | None) -> None
     event["employee"]["mobile"] = mobile
     assert body("hr-employee-hired.json", event) == (
         '{"contacts":["ana.silva@example.com"],"securityLevel":"HUMANOS_KYC","groupIds":["grp_employee_onboarding"],'
-        '"name":"Welcome! You start on 01/03/2026","language":"POR",'
+        '"name":"Welcome! You start on 01/03/2026","language":"PRT",'
         '"internalId":"hr:evt_01JNB4T2R8M6K3W9Q5X1Z7V4HD:identity-check"}'
     )
 

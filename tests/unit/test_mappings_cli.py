@@ -125,7 +125,7 @@ PREVIEWS = {
         "API-Version:     2026-05-17\n"
         "body (213 bytes, signed and sent exactly as below):\n"
         '{"contacts":["ana@example.com"],"securityLevel":"ORGANIZATION_KYC","groupIds":["grp_employee_onboarding"],'
-        '"resourcesIds":["res_handbook_2026"],"name":"Welcome, Ana","language":"POR","internalId":"employee-E-2041"}\n'
+        '"resourcesIds":["res_handbook_2026"],"name":"Welcome, Ana","language":"PRT","internalId":"employee-E-2041"}\n'
     ),
     ("hr", "hr-contractor-hired"): (
         "source:          hr\n"
