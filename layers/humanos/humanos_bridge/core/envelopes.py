@@ -9,8 +9,7 @@ fields are there too, through ``envelope()`` (its id can be an event id, its det
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from humanos_bridge.core import wire
 from humanos_bridge.core.errors import SerialisationError
@@ -25,8 +24,7 @@ _SNS_KEYS = frozenset({"Type", "MessageId", "TopicArn", "Message", "Timestamp"})
 _EVENTBRIDGE_KEYS = frozenset({"version", "id", "detail-type", "source", "time", "region", "detail"})
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(NamedTuple):
     kind: str
     #: The business event inside.
     event: Any

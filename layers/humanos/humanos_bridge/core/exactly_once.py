@@ -51,9 +51,8 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
@@ -78,8 +77,7 @@ REISSUE_SUFFIX = "#reissue"
 DEFAULT_TTL_SECONDS = 15 * 24 * 3600
 
 
-@dataclass(frozen=True)
-class Delivery:
+class Delivery(NamedTuple):
     """How an event's request came to exist."""
 
     request_id: str | None

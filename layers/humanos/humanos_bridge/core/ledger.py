@@ -21,8 +21,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -35,8 +34,7 @@ PRUNE_USES_ABOVE = 200
 ITEM_LIMIT_USES = 2_500
 
 
-@dataclass(frozen=True)
-class Use:
+class Use(NamedTuple):
     """One event's latest attempt with a shared internalId."""
 
     at_ms: int

@@ -8,8 +8,7 @@ queue; the ingest function turns the same classification into an HTTP status.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -50,8 +49,7 @@ AWS_RETRYABLE_CODES = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Failure:
+class Failure(NamedTuple):
     """A classified failure: safe to log, to count and to attach to a dead-lettered message."""
 
     retryable: bool
@@ -135,8 +133,7 @@ HUMANOS_STATUS_MAP: dict[int, int] = {
 }
 
 
-@dataclass(frozen=True)
-class HttpOutcome:
+class HttpOutcome(NamedTuple):
     """How a failed request is answered: status, body ``{"error": {...}}``, headers, and what to log."""
 
     status: int

@@ -58,8 +58,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
@@ -83,8 +82,7 @@ REPLAYED_MESSAGE = (
 _ROUTE, _OWNER, _BUSY, _STATUS, _EVENT = "route", "owner", "busyUntil", "status", "eventId"
 
 
-@dataclass(frozen=True)
-class Claim:
+class Claim(NamedTuple):
     """This invocation's hold on a delivery, until ``ReplayGuard.settle``."""
 
     item_id: str

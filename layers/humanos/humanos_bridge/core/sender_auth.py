@@ -47,7 +47,6 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, TypeAlias
 
 from humanos_bridge.core import signing
@@ -85,8 +84,7 @@ MAX_HEADER_CHARS = 4096
 _V1 = "v1,"
 
 
-@dataclass(frozen=True)
-class SignedDelivery:
+class SignedDelivery(NamedTuple):
     """A request whose signature verified: what identifies it, and until when it verifies."""
 
     scheme: str
@@ -103,8 +101,7 @@ class SignedDelivery:
     stale_after: int
 
 
-@dataclass(frozen=True)
-class RequestTarget:
+class RequestTarget(NamedTuple):
     """The request line a URL-signing scheme signs: the method and the URL the sender called."""
 
     method: str
@@ -355,8 +352,7 @@ def _part(name: str) -> Part:
     raise TemplateError(f"unknown part {{{name}}}; {hint}{_PARTS_HELP}")
 
 
-@dataclass(frozen=True)
-class HmacScheme:
+class HmacScheme(NamedTuple):
     """How a sender signs with HMAC: the generic ``hmac`` scheme's settings, and each preset's.
 
     Each field is an auth block key (``signature_header`` is ``signatureHeader``, see ``HMAC_FIELDS``).
@@ -703,8 +699,7 @@ class HmacVerifier:
 # --- static credentials ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ApiKeyScheme:
+class ApiKeyScheme(NamedTuple):
     """Where an ``api-key`` sender puts its key: ``key_header``, after ``key_prefix`` (``Bearer ``)."""
 
     key_header: str = ""

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from humanos_bridge.core.masking import safe_id, safe_text
 from humanos_bridge.core.outcomes import Failure
@@ -40,8 +39,7 @@ MAX_REASON_CHARS = 500
 SQS_BATCH_LIMIT = 10
 
 
-@dataclass(frozen=True)
-class Parcel:
+class Parcel(NamedTuple):
     """One event to park: the message, why, and what we know of it."""
 
     message: QueuedEvent

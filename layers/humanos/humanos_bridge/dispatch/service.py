@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -66,8 +66,7 @@ class MissingSource(MappingError):
     code = "missing_source"
 
 
-@dataclass(frozen=True)
-class Backoff:
+class Backoff(NamedTuple):
     """How long a failed message stays invisible before SQS hands it out again.
 
     10 s doubling up to 15 minutes, each wait drawn from the upper half of its interval, at least
