@@ -16,6 +16,7 @@ RECEIVER = "ReceiverFunction"
 WEBHOOK_SECRET = {
     "Fn::If": ["ShouldCreateWebhookSecret", {"Ref": "WebhookSecret"}, {"Ref": "ExistingWebhookSecretArn"}]
 }
+HUMANOS_SECRET = {"Fn::If": ["ShouldCreateSecrets", {"Ref": "HumanosSecret"}, {"Ref": "ExistingHumanosSecretArn"}]}
 BUS_NAME = {"Fn::If": ["ShouldCreateWebhookEventBus", {"Ref": "WebhookEventBus"}, {"Ref": "WebhookEventBusName"}]}
 BUS_ARN = {
     "Fn::If": [
@@ -28,13 +29,16 @@ BUS_ARN = {
 ALLOWED_TARGETS = {
     "WebhookSecret",
     "ExistingWebhookSecretArn",
+    "HumanosSecret",  # signs an otp.failed resend (receive.otp_resend)
+    "ExistingHumanosSecretArn",
     "WebhookEventBus",
     "WebhookEventBusName",
     "IdempotencyTable",
     "SecretsKmsKeyArn",
     "TableKmsKeyArn",
 }
-#: replays.ReplayGuard's calls: a conditional put, the mark (and the expiry's extension), the release.
+#: replays.ReplayGuard's calls: a conditional put, the mark (and the expiry's extension), the release; and
+#: otp_resend.ResendBudget's conditional update.
 CLAIM_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
 
 
@@ -100,6 +104,11 @@ def test_the_receiver_serves_one_route_on_the_http_api(template: Template) -> No
         ("IDEMPOTENCY_TABLE", {"Ref": "IdempotencyTable"}),
         ("MAPPING_FILE", {"Fn::Sub": "/opt/${MappingFile}"}),
         ("HUMANOS_SECRET_TTL_SECONDS", {"Ref": "SecretTtlSeconds"}),
+        # An otp.failed resend: the Humanos API root (the one origin a resendEndpoint may be on), its version,
+        # the secret that signs it.
+        ("HUMANOS_BASE_URL", {"Ref": "HumanosBaseUrl"}),
+        ("HUMANOS_API_VERSION", {"Ref": "HumanosApiVersion"}),
+        ("HUMANOS_SECRET_ID", HUMANOS_SECRET),
     ],
 )
 def test_the_receiver_reads_what_wiring_requires(template: Template, variable: str, value: Any) -> None:
@@ -107,6 +116,15 @@ def test_the_receiver_reads_what_wiring_requires(template: Template, variable: s
     environment = template.environment(RECEIVER)
     assert environment.get(variable) == value, f"{RECEIVER}: {variable} should be {value}"
     assert variable in ENV_NAMES.values()
+
+
+def test_a_resend_fits_in_the_receivers_timeout(template: Template) -> None:
+    """The resend's PATCH is sent once (``HumanosClient.resend_code``), its deadline well inside the Timeout that
+    the secret read, the claim, PutEvents and the mark share with it."""
+    environment = template.environment(RECEIVER)
+    timeout = template.resolve_number(template.function(RECEIVER)["Timeout"])
+    read, deadline = float(environment["HUMANOS_READ_TIMEOUT"]), float(environment["HUMANOS_CALL_DEADLINE_SECONDS"])
+    assert read <= deadline <= timeout / 2, f"{RECEIVER}: read {read} s, deadline {deadline} s, Timeout {timeout} s"
 
 
 def test_every_receiver_variable_is_a_setting(template: Template) -> None:
@@ -119,11 +137,21 @@ def test_every_receiver_variable_is_a_setting(template: Template) -> None:
 
 
 def test_the_receivers_policies_name_only_its_own_resources(template: Template) -> None:
-    """No Humanos or sender secret, no queue: the receiver reads its secret, claims in the table, publishes."""
+    """No sender secret, no queue: the receiver reads its secrets, claims in the table, publishes."""
     targets = {target for _, target in _grants(template)}
     assert targets <= ALLOWED_TARGETS, f"{RECEIVER}: policies also grant {sorted(targets - ALLOWED_TARGETS)}"
     assert ("AWSSecretsManagerGetSecretValuePolicy", "WebhookSecret") in _grants(template)
     assert ("AWSSecretsManagerGetSecretValuePolicy", "ExistingWebhookSecretArn") in _grants(template)
+
+
+def test_the_humanos_secret_may_only_be_read(template: Template) -> None:
+    """An otp.failed resend is signed with the Humanos secret: GetSecretValue on that secret (whichever the stack
+    uses), through SAM's read-only policy template, and no other grant on it."""
+    policies = template.function(RECEIVER)["Policies"]
+    reads = [p for p in policies if isinstance(p, dict) and "AWSSecretsManagerGetSecretValuePolicy" in p]
+    assert {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": HUMANOS_SECRET}} in reads
+    on_it = {grant for grant, target in _grants(template) if target in ("HumanosSecret", "ExistingHumanosSecretArn")}
+    assert on_it == {"AWSSecretsManagerGetSecretValuePolicy"}
 
 
 def test_put_events_is_granted_on_the_one_bus_only(template: Template) -> None:

@@ -18,6 +18,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -240,8 +241,34 @@ def create_bus_with_queue(moto: Any, bus: str = BUS) -> str:
     return str(queue_url)
 
 
-def create_receiver(moto: Any, monkeypatch: Any, *, bus: str = BUS, with_bus: bool = True) -> ReceiverEnv:
-    """The receiver's resources on moto and its environment; ``with_bus=False`` leaves the bus to be created later."""
+def resend_mapping(directory: Path, policy: dict[str, Any] | None) -> Path:
+    """``mappings/bridge.json`` with the ``crm`` source's ``onOtpFailed`` set to ``policy`` (None: left out),
+    written to ``directory``; the path, for ``MAPPING_FILE``."""
+    document = json.loads((ROOT / "mappings" / "bridge.json").read_text(encoding="utf-8"))
+    if policy is not None:
+        document["sources"]["crm"]["onOtpFailed"] = policy
+    path = directory / "bridge-otp.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def humanos_environment(moto: Any, base_url: str, api_key: str, signature_secret: str) -> dict[str, str]:
+    """The Humanos secret on moto, and the variables that point the receiver's resends at ``base_url``."""
+    secret = json.dumps({"apiKey": api_key, "signatureSecret": signature_secret})
+    arn = moto.client("secretsmanager").create_secret(Name="humanos", SecretString=secret)["ARN"]
+    return {"HUMANOS_BASE_URL": base_url, "HUMANOS_SECRET_ID": arn}
+
+
+def create_receiver(
+    moto: Any,
+    monkeypatch: Any,
+    *,
+    bus: str = BUS,
+    with_bus: bool = True,
+    environment: dict[str, str] | None = None,
+) -> ReceiverEnv:
+    """The receiver's resources on moto and its environment; ``with_bus=False`` leaves the bus to be created later.
+    ``environment`` adds or replaces variables (a mapping file, the Humanos ones of ``humanos_environment``)."""
     moto.client("dynamodb").create_table(
         TableName="idempotency",
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
@@ -258,6 +285,7 @@ def create_receiver(moto: Any, monkeypatch: Any, *, bus: str = BUS, with_bus: bo
         "MAPPING_FILE": str(ROOT / "mappings" / "bridge.json"),
         "POWERTOOLS_SERVICE_NAME": "humanos-bridge",
         "POWERTOOLS_METRICS_NAMESPACE": "HumanosBridge",
+        **(environment or {}),
     }.items():
         monkeypatch.setenv(key, value)
     module = load_function("receiver")

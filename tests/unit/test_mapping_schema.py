@@ -154,7 +154,7 @@ def test_missing_top_level_keys_are_all_reported() -> None:
             with_source(colour="red"),
             [
                 "m.json: sources.crm.colour: unknown key; valid keys: eventType, eventId, eventIdDefault, unmatched, "
-                "auth, headers, match, messageGroupId, rules, description"
+                "auth, headers, match, messageGroupId, onOtpFailed, rules, description"
             ],
         ),
         (

@@ -50,7 +50,8 @@ ENV_NAMES: dict[str, str] = {
 class Settings:
     """Everything a function or the local stack tunes. Defaults are safe for production."""
 
-    #: Humanos API root. Humanos is moving to api.humanos.tech; keep it configuration.
+    #: Humanos API root. Humanos is moving to api.humanos.tech; keep it configuration. For the receiver, also the
+    #: one origin (scheme, host, port) an ``otp.resendEndpoint`` may be on (``receive.otp_resend``).
     humanos_base_url: str = "https://api.humanos.id"
     #: ``API-Version`` header. Empty: take the one the mapping file declares.
     humanos_api_version: str = ""

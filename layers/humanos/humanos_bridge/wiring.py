@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from humanos_bridge.core.exactly_once import ExactlyOnce
     from humanos_bridge.dispatch.service import Dispatcher
     from humanos_bridge.ingest.service import IngestService
+    from humanos_bridge.receive.otp_resend import OtpResender
     from humanos_bridge.receive.service import ReceiverService
 
 
@@ -206,14 +207,17 @@ def receiver_service(
     settings: Settings,
     *,
     session: boto3.session.Session | None = None,
+    pool: urllib3.PoolManager | None = None,
     logger: Logger | None = None,
     metrics: Metrics | None = None,
     **overrides: Any,
 ) -> ReceiverService:
-    """The receiver function's service: the webhook secrets, the idempotency table and the bus.
+    """The receiver function's service: the webhook secrets, the idempotency table and the bus; and, when a
+    source of the mapping resends codes after ``otp.failed`` (``onOtpFailed``), the Humanos client for it.
 
-    Checked at cold start: every setting it needs, and the mapping when ``MAPPING_FILE`` names one (it only
-    tells which business event a webhook answers, ``receive.origin``). Builds clients only; calls nothing.
+    Checked at cold start: every setting it needs, and the mapping when ``MAPPING_FILE`` names one (it tells
+    which business event a webhook answers, ``receive.origin``, and which sources resend). Builds clients only;
+    calls nothing: the Humanos secret is read on the first resend, never by a container that does not resend.
     """
     # Imported here: only the receiver loads ``cryptography`` (through receive.decryption).
     from humanos_bridge.receive.dedup import Deduplicator
@@ -225,25 +229,49 @@ def receiver_service(
     require(settings, "webhook_secret_id", "webhook_event_bus", "idempotency_table")
     session = session or lambda_session(RECEIVER_SERVICES)
     mapping = load_mapping(settings) if settings.mapping_file else None
+    secrets_client = session.client("secretsmanager", config=_RECEIVER_AWS_CONFIG)  # both secrets, one client
+    dynamodb = session.client("dynamodb", config=_RECEIVER_AWS_CONFIG)
     secrets = WebhookSecretStore(
-        settings.webhook_secret_id,
-        ttl_seconds=settings.secret_ttl_seconds,
-        boto3_client=session.client("secretsmanager", config=_RECEIVER_AWS_CONFIG),
+        settings.webhook_secret_id, ttl_seconds=settings.secret_ttl_seconds, boto3_client=secrets_client
     )
     dedup = Deduplicator.in_table(
-        session.client("dynamodb", config=_RECEIVER_AWS_CONFIG),
-        settings.idempotency_table,
-        ttl_seconds=settings.idempotency_ttl_seconds,
-        logger=logger,
+        dynamodb, settings.idempotency_table, ttl_seconds=settings.idempotency_ttl_seconds, logger=logger
     )
     publisher = Publisher(session.client("events", config=_RECEIVER_AWS_CONFIG), settings.webhook_event_bus)
+    resender = (
+        _otp_resender(settings, mapping, session, pool, secrets_client, dynamodb, logger, metrics) if mapping else None
+    )
     return ReceiverService(
         secrets,
         publisher,
         dedup,
         origins=OriginIndex.from_mapping(mapping),
         tolerance=settings.signature_tolerance_seconds,
+        resender=resender,
         logger=logger,
         metrics=metrics,
         **overrides,
     )
+
+
+def _otp_resender(
+    settings: Settings,
+    mapping: MappingConfig,
+    session: boto3.session.Session,
+    pool: urllib3.PoolManager | None,
+    secrets_client: Any,
+    dynamodb: Any,
+    logger: Logger | None,
+    metrics: Metrics | None,
+) -> OtpResender | None:
+    """The receiver's resender, when some source's ``onOtpFailed`` resends; None (nothing loaded) otherwise."""
+    policies = {name: mapping.source(name).on_otp_failed for name in mapping.sources}
+    resending = {name: policy for name, policy in policies.items() if policy.resends}
+    if not resending:
+        return None
+    # Imported here: the Humanos HTTP client, for receivers that resend only.
+    from humanos_bridge.receive.otp_resend import OtpResender, ResendBudget
+
+    client = humanos_client(settings, mapping, session, pool, secrets_client=secrets_client)
+    budget = ResendBudget(dynamodb, settings.idempotency_table, ttl_seconds=settings.idempotency_ttl_seconds)
+    return OtpResender(resending, budget, client, logger=logger, metrics=metrics)

@@ -27,7 +27,7 @@ from humanos_bridge import USER_AGENT
 from humanos_bridge.core import signing, wire
 from humanos_bridge.core.backoff import RetryPolicy
 from humanos_bridge.core.classify import classify, malformed_success, parse_success
-from humanos_bridge.core.errors import AuthenticationError, ConfigError, MappingError, RetryableError
+from humanos_bridge.core.errors import AuthenticationError, BridgeError, ConfigError, MappingError, RetryableError
 from humanos_bridge.core.masking import safe_id
 from humanos_bridge.settings import MAX_BATCH_SIZE
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 MAX_LOOKUP_PAGES = 10
 #: Methods that never change anything on Humanos, so they may always be repeated.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 # Below this, a read timeout cannot even receive a small answer; the deadline cap never goes under it.
 _MIN_READ_TIMEOUT = 0.05
 _API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -95,6 +96,16 @@ class HumanosResponse:
 
 # Checks a 2xx answer's parsed JSON; raises (through ``malformed_success``) when its shape is wrong.
 _Validator = Callable[[int, Any, bool], None]
+
+
+class ForeignEndpointError(BridgeError):
+    """A URL handed to the client (a webhook's ``otp.resendEndpoint``) is not on the Humanos API root.
+
+    Every signed call carries the API key (``Authorization``) and, when bodyless, a signature over a timestamp
+    alone, which any other bodyless call could reuse for minutes: sent to another host, both would be theirs.
+    """
+
+    code = "foreign_endpoint"
 
 
 class HumanosClient:
@@ -220,6 +231,19 @@ class HumanosClient:
             )
         return found
 
+    def resend_code(self, endpoint: str) -> HumanosResponse:
+        """``PATCH`` an ``otp.failed`` webhook's ``otp.resendEndpoint``, exactly as Humanos delivered it: a fresh
+        one-time code for one person of a request (``/request/resend/{id}?contact=...``).
+
+        Signed as bodyless, with ``API-Version``. Sent once: a failure that may have reached Humanos (a 5xx, a
+        timeout) may have texted the person already, and the caller counts every call (``receive.otp_resend``).
+        (A 401 is retried once with the secret read again, as every call is: a refused call sent nothing.)
+        ForeignEndpointError, before anything is sent, when ``endpoint`` is not on ``base_url``'s scheme, host and
+        port (and under its path).
+        """
+        path = same_origin_path(self.base_url, endpoint)
+        return self._call("PATCH", path, None, None, None, safe=False, url=endpoint)
+
     def call(
         self,
         method: str,
@@ -246,8 +270,10 @@ class HumanosClient:
         *,
         safe: bool,
         validate: _Validator | None = None,
+        url: str | None = None,
     ) -> HumanosResponse:
-        url = self._url(path, query)
+        # ``url``: a whole URL to send as given (``path`` then only names it in logs); checked by the caller.
+        url = url if url is not None else self._url(path, query)
         _check_idempotency_key(idempotency_key)
         # Serialised once: every attempt signs and sends these same bytes.
         payload = wire.dump_bytes(body) if body is not None else None
@@ -385,6 +411,39 @@ def _check_base_url(base_url: str) -> str:
     if parsed.scheme not in ("http", "https") or not parsed.host or parsed.query or parsed.fragment:
         raise ConfigError(f"HUMANOS_BASE_URL must be an http(s) URL such as https://api.humanos.id (got {base_url!r})")
     return url
+
+
+def same_origin_path(base_url: str, url: str) -> str:
+    """The path of ``url`` (for logs: never the query, which names a contact), when ``url`` is on the API root
+    ``base_url``: the same scheme, host and port (default ports filled in), under its path, with no user
+    information. ForeignEndpointError otherwise; its message quotes the origin only.
+
+    Parsed with urllib3's own parser, the one the pool uses to choose where to connect, so what is checked is
+    where the request goes.
+    """
+    base = urllib3.util.parse_url(base_url)
+    try:
+        given = urllib3.util.parse_url(url)
+    except urllib3.exceptions.LocationParseError:
+        raise ForeignEndpointError("the endpoint is not a URL; nothing was sent") from None
+    origin = _origin(given)
+    if given.auth is not None or origin != _origin(base):
+        shown = "://".join(str(part) for part in origin[:2]) + f":{origin[2]}"
+        raise ForeignEndpointError(
+            f"the endpoint is on {safe_id(shown)}{' with user information' if given.auth else ''}, not on "
+            f"HUMANOS_BASE_URL's {base.scheme}://{base.host}:{_origin(base)[2]}; nothing was sent (a signed call "
+            "carries the API key)"
+        )
+    root = (base.path or "").rstrip("/")
+    path = given.path or "/"
+    if root and not (path == root or path.startswith(root + "/")):
+        raise ForeignEndpointError(f"the endpoint is not under HUMANOS_BASE_URL's path {root}; nothing was sent")
+    return path
+
+
+def _origin(url: urllib3.util.Url) -> tuple[str, str, int | None]:
+    scheme = (url.scheme or "").lower()
+    return scheme, (url.host or "").lower(), url.port if url.port is not None else _DEFAULT_PORTS.get(scheme)
 
 
 def _check_idempotency_key(key: str | None) -> None:

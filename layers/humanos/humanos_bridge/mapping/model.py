@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from humanos_bridge.core.sender_auth import SchemeSettings
@@ -14,6 +14,12 @@ from humanos_bridge.mapping.templates import Arr, Expr, Node, Obj
 UNMATCHED_CHOICES: tuple[str, ...] = ("reject", "ignore")
 #: Defaults for events whose id is missing (None: such events are rejected).
 EVENT_ID_DEFAULTS: tuple[str, ...] = ("content-hash",)
+#: What the receiver does with an ``otp.failed`` webhook about one of a source's requests (``onOtpFailed``).
+OTP_NONE, OTP_RESEND = "none", "resend"
+OTP_FAILED_ACTIONS: tuple[str, ...] = (OTP_NONE, OTP_RESEND)
+#: Most resends per request and contact a mapping may ask for: each one texts a number every SMS provider just
+#: failed to reach, so a few tries are worth it, more are spam (and a loop if every resend fails again).
+MAX_OTP_RESENDS = 3
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,20 @@ class SourceMatch:
 
 
 @dataclass(frozen=True)
+class OtpFailedPolicy:
+    """``onOtpFailed``: what the receiver does when Humanos reports that no SMS provider delivered a code."""
+
+    #: ``OTP_NONE`` (publish the event, nothing more) or ``OTP_RESEND`` (also call ``otp.resendEndpoint``).
+    action: str = OTP_NONE
+    #: With ``OTP_RESEND``: at most this many resend calls per Humanos request and contact; 0 otherwise.
+    max_resends: int = 0
+
+    @property
+    def resends(self) -> bool:
+        return self.action == OTP_RESEND and self.max_resends > 0
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     """One sending system: where its events keep their type and id, and its rules per event type."""
 
@@ -103,6 +123,8 @@ class SourceConfig:
     match: SourceMatch | None = None
     #: FIFO request queue: the message group of an event (events of one group reach Humanos in order).
     message_group_id: Expression | None = None
+    #: The receiver's reaction to ``otp.failed`` webhooks about this source's requests (default: none).
+    on_otp_failed: OtpFailedPolicy = field(default_factory=OtpFailedPolicy)
 
     @property
     def rule_count(self) -> int:

@@ -34,8 +34,13 @@ from humanos_bridge.mapping.expressions import Expression, ExpressionSyntaxError
 from humanos_bridge.mapping.fan_out import contacts_from_arrays
 from humanos_bridge.mapping.model import (
     EVENT_ID_DEFAULTS,
+    MAX_OTP_RESENDS,
+    OTP_FAILED_ACTIONS,
+    OTP_NONE,
+    OTP_RESEND,
     UNMATCHED_CHOICES,
     AuthConfig,
+    OtpFailedPolicy,
     RuleConfig,
     SourceConfig,
     SourceMatch,
@@ -66,6 +71,7 @@ SOURCE_KEYS: tuple[str, ...] = (
     "headers",
     "match",
     "messageGroupId",
+    "onOtpFailed",
     "rules",
     "description",
 )
@@ -77,6 +83,7 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
 #: Parts of header names that carry credentials: never kept, so never in a queue message or a mapping.
 _SECRET_HEADER_PARTS = ("authorization", "cookie", "signature", "hmac", "secret", "token", "api-key", "apikey")
 AUTH_KEYS: tuple[str, ...] = ("scheme", "secretKey")
+OTP_FAILED_KEYS: tuple[str, ...] = ("action", "maxResends")
 RULE_KEYS: tuple[str, ...] = (
     "name",
     "when",
@@ -300,6 +307,7 @@ def _source(name: str, raw: Any, api_version: str | None, problems: _Problems) -
     match = _match(raw.get("match"), child_path(path, "match"), problems)
     message_group_id = _expression_field(raw, "messageGroupId", path, problems, required=False)
     rules = _rules(raw.get("rules"), child_path(path, "rules"), api_version, problems)
+    on_otp_failed = _on_otp_failed(raw.get("onOtpFailed"), rules, child_path(path, "onOtpFailed"), problems)
     if event_type is None:
         return None
     identity = [
@@ -321,7 +329,56 @@ def _source(name: str, raw: Any, api_version: str | None, problems: _Problems) -
         headers=headers,
         match=match,
         message_group_id=message_group_id,
+        on_otp_failed=on_otp_failed,
     )
+
+
+def _on_otp_failed(
+    raw: Any, rules: dict[str, tuple[RuleConfig, ...]], path: str, problems: _Problems
+) -> OtpFailedPolicy:
+    """``onOtpFailed``: ``{"action": "none"}`` (the default) or ``{"action": "resend", "maxResends": 1..3}``."""
+    example = f'{{"action": "{OTP_RESEND}", "maxResends": 1}}'
+    if raw is None:
+        return OtpFailedPolicy()
+    if not isinstance(raw, dict):
+        problems.add(path, f"must be an object such as {example}, got {json_type(raw)}")
+        return OtpFailedPolicy()
+    _check_keys(raw, OTP_FAILED_KEYS, path, problems)
+    actions = " or ".join(json.dumps(action) for action in OTP_FAILED_ACTIONS)
+    action = raw.get("action")
+    if action not in OTP_FAILED_ACTIONS or not isinstance(action, str):
+        got = "nothing" if action is None else _describe(action)
+        problems.add(child_path(path, "action"), f"must be {actions}, got {got}; e.g. {example}")
+        return OtpFailedPolicy()
+    if action == OTP_NONE:
+        if "maxResends" in raw:
+            problems.add(
+                child_path(path, "maxResends"),
+                f'applies to "action": "{OTP_RESEND}" only; remove it, or set the action to "{OTP_RESEND}"',
+            )
+        return OtpFailedPolicy()
+    count = raw.get("maxResends", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_OTP_RESENDS:
+        problems.add(
+            child_path(path, "maxResends"),
+            f"must be a whole number from 1 to {MAX_OTP_RESENDS} (resend calls per request and contact), "
+            f"got {json.dumps(count) if isinstance(count, int | float) else _describe(count)}",
+        )
+        return OtpFailedPolicy()
+    # The receiver reads a webhook's source back from the internalId the rule sent (receive.origin): only the
+    # default one, ``<source>:<event id>:<rule>``, names it. Without such a rule no resend could ever happen.
+    if rules and not any(
+        rule.send_internal_id and rule.internal_id is None and rule.idempotency_key is None
+        for group in rules.values()
+        for rule in group
+    ):
+        problems.add(
+            path,
+            "no rule of this source sends the default internalId (<source>:<event id>:<rule>), which is how the "
+            "receiver knows an otp.failed webhook is this source's, so no code would ever be resent; leave "
+            "internalId and idempotencyKey unset on the rules whose SMS codes should be resent",
+        )
+    return OtpFailedPolicy(OTP_RESEND, count)
 
 
 def _match(raw: Any, path: str, problems: _Problems) -> SourceMatch | None:

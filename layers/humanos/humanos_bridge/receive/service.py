@@ -23,6 +23,10 @@ step   check                                                               refus
 A published event answers 200 ``{"status": "published"}``. Bodies are generic; the log line says what
 failed and why, masked. Contacts, identity data, payloads and secrets are never logged. Every failure is
 answered through ``webhook_outcome``, the one table (``outcomes.http_outcome`` for the shared kinds).
+
+Once an ``otp.failed`` event is published (and only then: a replay or a failure resends nothing), the
+``OtpResender``, when the mapping gives any source ``onOtpFailed`` resend, may call its ``otp.resendEndpoint``
+(``otp_resend``). Whatever that comes to, the answer stays 200: the event is on the bus.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -43,10 +47,14 @@ from humanos_bridge.core.signing import DEFAULT_TOLERANCE_SECONDS
 from humanos_bridge.receive.decryption import DecryptionError, EnvelopeError, decrypt, parse_envelope
 from humanos_bridge.receive.dedup import Deduplicator, dedup_key
 from humanos_bridge.receive.events import WebhookEvent, WebhookEventError, parse_event
-from humanos_bridge.receive.origin import OriginIndex
+from humanos_bridge.receive.origin import Origin, OriginIndex
 from humanos_bridge.receive.publish import Publisher
 from humanos_bridge.receive.webhook_auth import verify_webhook
 from humanos_bridge.receive.webhook_secret import WebhookSecrets
+
+if TYPE_CHECKING:
+    # Imported by wiring only when a source resends: it loads the Humanos HTTP client.
+    from humanos_bridge.receive.otp_resend import OtpResender
 
 #: Larger bodies are refused before any HMAC. An envelope's plaintext is 3/4 of it, so the published detail
 #: (the payload and a few identifiers) stays inside EventBridge's 256 KB entry.
@@ -93,6 +101,7 @@ class _Trail:
     outcome: str = FAILED
     event: WebhookEvent | None = None
     key: str | None = None
+    origin: Origin | None = None
     failure: HttpOutcome | None = None
 
 
@@ -111,6 +120,8 @@ class ReceiverService:
         Reads the business event behind an internalId (an empty index recovers nothing).
     tolerance
         Accepted clock skew of ``x-timestamp``, seconds, both directions.
+    resender
+        Resends one-time codes after ``otp.failed`` events, for the sources whose mapping asks; None: never.
     """
 
     def __init__(
@@ -121,6 +132,7 @@ class ReceiverService:
         *,
         origins: OriginIndex | None = None,
         tolerance: float = DEFAULT_TOLERANCE_SECONDS,
+        resender: OtpResender | None = None,
         logger: Logger | None = None,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
@@ -131,6 +143,7 @@ class ReceiverService:
         self.dedup = dedup
         self.origins = origins or OriginIndex({})
         self.tolerance = tolerance
+        self.resender = resender
         self.logger = logger or Logger(child=True)
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
@@ -139,6 +152,13 @@ class ReceiverService:
     def handle_webhook(self, request: InboundRequest) -> Reply:
         """``POST /humanos/webhooks``: 200 once the event is on the bus (or was before), else the table's answer."""
         trail = _Trail(time.perf_counter())
+        reply = self._answer(request, trail)
+        if trail.outcome == PUBLISHED and trail.event is not None and self.resender is not None:
+            # After the webhook's own log line and metrics: publishing was the first duty, and is done.
+            self.resender.after_published(trail.event, trail.origin, trail.key)
+        return reply
+
+    def _answer(self, request: InboundRequest, trail: _Trail) -> Reply:
         try:
             self._publish_once(request, trail)
             trail.outcome = PUBLISHED
@@ -168,7 +188,7 @@ class ReceiverService:
         plaintext = decrypt(parse_envelope(request.body), secrets.encryption_secret, secrets.encryption_salt)
         event = trail.event = parse_event(plaintext)
         key = trail.key = dedup_key(event)
-        origin = self.origins.origin_of(event.internal_id)
+        origin = trail.origin = self.origins.origin_of(event.internal_id)
         if origin is not None and origin.event_id:
             # The business event's id: this line joins the ingest and dispatcher lines of the event it answers.
             self.logger.set_correlation_id(safe_id(origin.event_id))
