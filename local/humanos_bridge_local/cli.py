@@ -20,7 +20,7 @@ from humanos_bridge.core.errors import BridgeError
 
 PROG = "humanos-bridge"
 #: Command modules, in the order ``--help`` lists them.
-COMMAND_MODULES = ("sign", "sandbox", "mappings", "local", "demo", "send", "dlq", "status")
+COMMAND_MODULES = ("sign", "sandbox", "mappings", "local", "demo", "send", "dlq", "status", "events")
 
 
 def command_name(argv0: str | None = None, *, search_path: str | None = None, cwd: Path | None = None) -> str:

@@ -1,7 +1,9 @@
 """One line per business event as it flows through the local stack, taken from the functions' own logs.
 
-Both functions already write one structured JSON line per event (``"event accepted"``, ``"event
-created"``, ...) with its source, type, id, outcome and Humanos request id. ``FlowRecorder`` reads
+Every function already writes one structured JSON line per event (``"event accepted"``, ``"event
+created"``, ...) with its source, type, id, outcome and Humanos request id, and the receiver one per webhook
+(``"webhook published"``, ``"webhook replayed"``, ``"webhook rejected"``, ``"webhook failed"``) with its
+detail-type, Humanos request id and internalId. ``FlowRecorder`` reads
 the lines the packaged functions print (what CloudWatch Logs would receive), turns those into
 ``FlowEvent`` values (kept for ``demo`` and ``status``) and hands each to a printer. So what the local
 stack shows is what the functions log in AWS, not a second account of it. Every value is kept and printed
@@ -20,12 +22,18 @@ from typing import Any
 
 from humanos_bridge.core.masking import safe_id, safe_text
 
-INGEST, DISPATCH = "ingest", "dispatch"
+INGEST, DISPATCH, WEBHOOK = "ingest", "dispatch", "webhook"
+#: The receiver's route field: its lines are webhooks, not business events.
+WEBHOOK_ROUTE = "webhooks"
+#: What follows a published webhook's line: where it went.
+PUBLISHED_TO = "-> EventBridge"
 #: Events kept in memory (the demo's summary and ``status``'s recent outcomes).
 KEEP_EVENTS = 1000
 #: The source column's width when the sources are not known, and its bounds (names may have 64 characters).
 SOURCE_WIDTH = 8
 MAX_SOURCE_WIDTH = 24
+#: The type column: a business event's type, or a webhook's kind (``credential.rejected``, 19 characters).
+TYPE_WIDTH = 20
 #: What Python prints for a Powertools warning that no metric was published (an invocation that added none):
 #: the functions silence it themselves; a build or a function that does not must not put it in the table.
 _NO_METRICS_WARNING = "UserWarning: No application metrics to publish"
@@ -57,7 +65,11 @@ class FlowEvent:
 def flow_event(entry: Mapping[str, Any], accepted_at: dict[str, float], now: float) -> FlowEvent | None:
     """The FlowEvent a function's log entry describes, or None for other entries."""
     outcome = entry.get("outcome")
-    if not isinstance(outcome, str) or not str(entry.get("message", "")).startswith("event "):
+    if not isinstance(outcome, str):
+        return None
+    if entry.get("route") == WEBHOOK_ROUTE and str(entry.get("message", "")).startswith("webhook "):
+        return webhook_event(entry, outcome, now)
+    if not str(entry.get("message", "")).startswith("event "):
         return None
     stage = INGEST if entry.get("route") else DISPATCH
     event_id = _text(entry.get("eventId"))
@@ -86,6 +98,47 @@ def flow_event(entry: Mapping[str, Any], accepted_at: dict[str, float], now: flo
     )
 
 
+def webhook_event(entry: Mapping[str, Any], outcome: str, now: float) -> FlowEvent:
+    """A receiver's line: the webhook's kind (``credential.accepted``, from its detail-type), the business event
+    it answers when the receiver recovered it, the Humanos request id, and for a refusal its status and reason."""
+    detail_type = entry.get("detailType")
+    kind = str(detail_type).lower().replace(" ", ".") if isinstance(detail_type, str) else entry.get("eventType")
+    source, event_id = _answered(entry)
+    status = entry.get("status")
+    latency = entry.get("latencyMs")
+    reason = entry.get("reason")
+    return FlowEvent(
+        at=now,
+        stage=WEBHOOK,
+        outcome=safe_id(outcome),
+        source=source,
+        event_type=_text(kind),
+        event_id=event_id,
+        request_id=_text(entry.get("requestId"), mask=False),
+        latency_ms=float(latency) if isinstance(latency, int | float) else None,
+        status=status if isinstance(status, int) else None,
+        code=_text(entry.get("cause")),
+        reason=None if reason is None else safe_text(str(reason)),
+        route=_text(entry.get("route")),
+    )
+
+
+def _answered(entry: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The business source and event id a webhook answers, as the receiver logged them.
+
+    When it recovers the business event from the internalId (``<source>:<event id>:<rule>``), the receiver makes
+    that event's id its correlation id, so the webhook's line joins the event's ingest and dispatch lines.
+    Otherwise the correlation id is API Gateway's request id, which the internalId does not hold.
+    """
+    internal_id, correlation = entry.get("internalId"), entry.get("correlation_id")
+    if not isinstance(internal_id, str) or not isinstance(correlation, str) or not correlation:
+        return None, None
+    source, _, rest = internal_id.partition(":")
+    if source and rest.startswith(f"{correlation}:"):
+        return _text(source), _text(correlation)
+    return None, None
+
+
 def _text(value: Any, *, mask: bool = True) -> str | None:
     """A logged value as it is kept (and written to ``outcomes.json``): the functions log safe forms, but a
     function of another version, or any other line that looks like theirs, may not."""
@@ -104,19 +157,23 @@ def format_event(event: FlowEvent, *, source_width: int = SOURCE_WIDTH) -> str:
     clock = time.strftime("%H:%M:%S", time.localtime(event.at)) + f".{int(event.at * 1000) % 1000:03d}"
     latency = f"{event.latency_ms:.0f} ms" if event.latency_ms is not None else "-"
     outcome = safe_id(event.outcome)
-    if event.status is not None and event.stage == INGEST and outcome in ("rejected", "failed"):
+    if event.status is not None and event.stage in (INGEST, WEBHOOK) and outcome in ("rejected", "failed"):
         outcome = f"{outcome} {event.status}"
     parts = [
         clock,
         f"{event.stage:<8}",
         f"{_shown(event.source, source_width):<{source_width}}",
-        f"{_shown(event.event_type, 18):<18}",
+        f"{_shown(event.event_type, TYPE_WIDTH):<{TYPE_WIDTH}}",
         f"{_shown(event.event_id, 22):<22}",
         f"{outcome:<12}",
         f"{_shown(event.request_id, 26, mask=False):<26}",
         f"{latency:>8}",
     ]
     line = "  ".join(parts)
+    if event.stage == WEBHOOK and outcome == "published":
+        line += f"  {PUBLISHED_TO}"
+    elif event.stage == WEBHOOK and outcome == "replayed":
+        line += "  nothing published: on the bus already"
     if event.code or event.reason:
         line += f"  {safe_id(event.code or '')}: {safe_text(event.reason or '')}"
     return line
@@ -140,7 +197,7 @@ def header(*, source_width: int = SOURCE_WIDTH) -> str:
             "time        ",
             f"{'step':<8}",
             f"{'source':<{source_width}}",
-            f"{'type':<18}",
+            f"{'type':<{TYPE_WIDTH}}",
             f"{'event id':<22}",
             f"{'outcome':<12}",
             f"{'Humanos request':<26}",

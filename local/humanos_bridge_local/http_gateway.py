@@ -1,6 +1,7 @@
 """A local stand-in for API Gateway's HTTP API: HTTP requests in, payload format 2.0 events to a handler.
 
-Routes come from the function's ``HttpApi`` events in the template (``POST /events/{source}`` ...).
+Routes come from the functions' ``HttpApi`` events in the template (``POST /events/{source}`` to the ingest
+function, ``POST /humanos/webhooks`` to the receiver ...): each route invokes the function that declares it.
 A request that matches no route is answered ``404 {"message":"Not Found"}`` without invoking the
 handler, as API Gateway does. A matched request becomes the event AWS would build (``rawPath``,
 ``rawQueryString``, lower-cased headers with repeated ones comma-joined, ``cookies``,
@@ -17,7 +18,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,10 +38,12 @@ Invoke = Callable[[dict[str, Any]], dict[str, Any]]
 
 @dataclass(frozen=True)
 class Route:
-    """One ``METHOD /path/{param}`` route of the HTTP API."""
+    """One ``METHOD /path/{param}`` route of the HTTP API, and the function it invokes (its integration)."""
 
     method: str
     path: str
+    #: The logical id of the function the route invokes; "" when the gateway has one handler for every route.
+    target: str = ""
 
     @property
     def key(self) -> str:
@@ -63,13 +66,14 @@ class Route:
         return dict(zip(names, matched.groups(), strict=True))
 
 
-def routes_from_events(events: dict[str, Any]) -> list[Route]:
-    """The ``HttpApi`` events of a function (``Events`` property, intrinsics evaluated) as routes."""
+def routes_from_events(events: dict[str, Any] | None, target: str = "") -> list[Route]:
+    """The ``HttpApi`` events of a function (``Events`` property, intrinsics evaluated) as routes to ``target``."""
     routes = []
-    for event in events.values():
+    for event in (events or {}).values():
         if event.get("Type") == "HttpApi":
             properties = event.get("Properties", {})
-            routes.append(Route(str(properties.get("Method", "ANY")).upper(), str(properties.get("Path", "/"))))
+            method, path = str(properties.get("Method", "ANY")).upper(), str(properties.get("Path", "/"))
+            routes.append(Route(method, path, target))
     return routes
 
 
@@ -249,17 +253,31 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class HttpGateway:
-    """Serves ``routes`` on ``host:port`` (0 = a free port) and invokes ``invoke`` with each event.
+    """Serves ``routes`` on ``host:port`` (0 = a free port) and invokes each route's function with its events.
 
-    Requests are served concurrently; ``invoke`` is the function's own concurrency (one request at a time
-    per execution environment, as in Lambda).
+    ``invoke`` is one handler for every route, or a handler per function, keyed by ``Route.target``. Requests
+    are served concurrently; ``invoke`` is the function's own concurrency (one request at a time per execution
+    environment, as in Lambda).
     """
 
-    def __init__(self, routes: list[Route], invoke: Invoke, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, routes: list[Route], invoke: Invoke | Mapping[str, Invoke], *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         if not routes:
             raise ValueError("the HTTP API has no routes")
+        keys = [route.key for route in routes]
+        twice = sorted({key for key in keys if keys.count(key) > 1})
+        if twice:
+            # API Gateway refuses a second route with the same key: which function would answer is undefined.
+            raise ValueError(f"the HTTP API declares these routes more than once: {', '.join(twice)}")
+        if isinstance(invoke, Mapping):
+            missing = sorted({route.target for route in routes} - set(invoke))
+            if missing:
+                raise ValueError(f"no function to invoke for the routes of {', '.join(missing)}")
+            self._invokers: dict[str, Invoke] = dict(invoke)
+        else:
+            self._invokers = {route.target: invoke for route in routes}
         self.routes = routes
-        self._invoke = invoke
         self._host = host
         self._port = port
         self._server: _Server | None = None
@@ -317,7 +335,7 @@ class HttpGateway:
                 domain_name=host,
             )
             try:
-                response = self._invoke(event)
+                response = self._invokers[route.target](event)
             except Exception:  # a failed invocation: API Gateway answers 500 and says nothing more
                 return _json_answer(500, "Internal Server Error")
             return http_answer(response)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -190,7 +191,7 @@ class Build:
         A layer with a build method is its build folder; one without is zipped as it is, so it is its
         source folder (the built template's relative path to it is not reliable with ``--base-dir``).
         """
-        template = load_template(self.source)
+        template = _parsed_template(self.source)
         resources = template.get("Resources", {})
         own = resources[function].get("Properties", {}).get("Layers")
         layers = own if own is not None else template.get("Globals", {}).get("Function", {}).get("Layers", [])
@@ -219,6 +220,17 @@ class Build:
                     target.unlink()
                 target.symlink_to(entry, target_is_directory=entry.is_dir())
         return folder
+
+
+def _parsed_template(path: Path) -> dict[str, Any]:
+    """``load_template`` once per file version: the stack asks for each function's layers at start-up."""
+    stat = path.stat()
+    return _parsed_template_version(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_template_version(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
+    return load_template(path)
 
 
 def ensure_build(template: Path = ROOT / "template.yaml", *, say: Say = print) -> Build:

@@ -24,7 +24,12 @@ from humanos_bridge_local.cfn import Intrinsics, load_template
 
 #: Resource types the local stack creates in moto; everything else (API, functions, alarms) is emulated
 #: in-process or has no local meaning.
-EMULATED_TYPES = ("AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::SecretsManager::Secret")
+EMULATED_TYPES = (
+    "AWS::SQS::Queue",
+    "AWS::DynamoDB::Table",
+    "AWS::SecretsManager::Secret",
+    "AWS::Events::EventBus",
+)
 ACCOUNT_ID = "123456789012"
 #: Resources emulated in-process rather than in moto: what ``!Ref`` gives for them (an event's ``ApiId``).
 IN_PROCESS = {"AWS::Serverless::HttpApi": "local"}
@@ -177,6 +182,7 @@ class TemplateResources:
             "AWS::SQS::Queue": self._create_queue,
             "AWS::DynamoDB::Table": self._create_table,
             "AWS::SecretsManager::Secret": self._create_secret,
+            "AWS::Events::EventBus": self._create_event_bus,
         }[kind]
         physical = creator(logical_id, properties)
         self.created[logical_id] = physical
@@ -253,6 +259,18 @@ class TemplateResources:
             arguments["Description"] = properties["Description"]
         arn = self._client("secretsmanager").create_secret(**arguments)["ARN"]
         return Physical(arn, {"Id": arn})
+
+    def _create_event_bus(self, logical_id: str, properties: dict[str, Any]) -> Physical:
+        _refuse_unknown(logical_id, properties, {"Name", "Description", "Tags"})
+        name = properties.get("Name") or f"{self.stack_name}-{logical_id}"
+        arguments: dict[str, Any] = {"Name": name}
+        if properties.get("Description"):
+            arguments["Description"] = properties["Description"]
+        if properties.get("Tags"):
+            arguments["Tags"] = properties["Tags"]
+        arn = self._client("events").create_event_bus(**arguments)["EventBusArn"]
+        # CloudFormation's !Ref of a bus is its name.
+        return Physical(name, {"Arn": arn, "Name": name})
 
     # -- the functions' environment ---------------------------------------------------------------
 

@@ -8,13 +8,17 @@ Start-up, in order:
 2. moto in server mode on a free port, and the resources ``template.yaml`` declares, created from the
    template's own properties (``resources.TemplateResources``);
 3. the Humanos sandbox with generated credentials (or a real Humanos URL and credentials), stored as
-   the HumanosSecret value; generated sender secrets stored as the SenderSecret value;
+   the HumanosSecret value; generated sender secrets stored as the SenderSecret value; the webhook
+   secrets (given, kept in ``--state-dir``, or generated) stored as the WebhookSecret value and handed to
+   the sandbox, which seals and signs its webhooks with them; and, local only, a rule on the webhook bus
+   that copies every event to a queue (what ``events tail`` and the demo read);
 4. each function in its own python3.13 processes under Lambda's runtime interface client
    (``runtime_api``): its build folder, its layers and the runtime's packages on the path, its
    environment exactly as the template sets it plus Lambda's reserved variables, pointed at moto.
    One execution environment each is started and initialised before the stack says it is ready;
 5. the dispatcher driven by ``SqsEventSource`` in a poller thread (long polls, the template's batch
-   size and window), and the ingest function behind ``HttpGateway`` with the template's routes.
+   size and window), and ``HttpGateway`` with the template's routes, each to its function: the ingest
+   function's and the receiver's (``POST /humanos/webhooks``, where the sandbox then sends its webhooks).
 
 What the functions print is read line by line (``flow.FlowRecorder``), as CloudWatch Logs would receive it.
 """
@@ -39,20 +43,25 @@ import boto3
 import urllib3
 
 from humanos_bridge.core.errors import ConfigError
+from humanos_bridge.core.masking import safe_id
 from humanos_bridge.mapping import MappingConfig, load_mapping
-from humanos_bridge_local import endpoints, packaging, private_files
+from humanos_bridge_local import bus_events, endpoints, packaging, private_files
 from humanos_bridge_local.flow import FlowEvent, FlowRecorder
 from humanos_bridge_local.http_gateway import HttpGateway, routes_from_events
 from humanos_bridge_local.lambda_runtime import SqsEventSource
 from humanos_bridge_local.resources import TemplateResources
 from humanos_bridge_local.runtime_api import FunctionError, FunctionSpec, LambdaFunction
-from humanos_bridge_local.sandbox import RecordedCall, Sandbox
+from humanos_bridge_local.sandbox import Delivery, RecordedCall, Sandbox, WebhookSecrets
+from humanos_bridge_local.sandbox.delivery import FAILED
 from humanos_bridge_local.sandbox.validation import VersionError
 from humanos_bridge_local.senders import generate_sender_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
-INGEST, DISPATCHER = "IngestFunction", "DispatcherFunction"
+INGEST, DISPATCHER, RECEIVER = "IngestFunction", "DispatcherFunction", "ReceiverFunction"
+#: The functions the stack runs, each with the most execution environments it may start at once (Lambda would
+#: scale further; each is a process here). The sandbox delivers webhooks one at a time: the receiver needs few.
+FUNCTIONS = {INGEST: 4, DISPATCHER: 1, RECEIVER: 2}
 #: Seconds of each long poll: bounds how long stop() waits for the poller.
 LONG_POLL_SECONDS = 1
 #: What the functions' boto3 needs to reach this stack's moto instead of AWS: fake credentials (Lambda
@@ -63,8 +72,12 @@ _AWS_ACCESS = dict(
     AWS_SESSION_TOKEN="testing",
     AWS_EC2_METADATA_DISABLED="true",
 )
-#: Ingest environments started at most at once (Lambda would scale further; each is a process here).
-MAX_INGEST_ENVIRONMENTS = 4
+#: The webhook secret's JSON fields, as the receiver reads them (and ``--state-dir`` keeps them).
+WEBHOOK_SECRET_FIELDS = {
+    "signature_secret": "signatureSecret",
+    "encryption_secret": "encryptionSecret",
+    "encryption_salt": "encryptionSalt",
+}
 
 
 @dataclass
@@ -82,6 +95,15 @@ class StackOptions:
     humanos_url: str | None = None
     humanos_api_key: str | None = None
     humanos_signature_secret: str | None = None
+    #: The Webhook Signature Secret, Encryption Secret (base64) and Encryption Salt of the Humanos dashboard.
+    #: With the sandbox: each one not given is kept from ``state_dir``, else generated. With a real Humanos: all
+    #: three, or none (the receiver then answers 503 to every webhook, as a deployed stack before its secret is
+    #: filled).
+    humanos_webhook_signature_secret: str | None = None
+    humanos_webhook_encryption_secret: str | None = None
+    humanos_webhook_encryption_salt: str | None = None
+    #: The sandbox decides every new request with this outcome (``accept``, ``reject`` ...); None: on demand.
+    auto_decide: str | None = None
     #: Other template parameter overrides (``MaxReceiveCount`` ...).
     parameters: dict[str, str] = field(default_factory=dict)
     #: Write the endpoints file the operator commands read (off for parallel test stacks).
@@ -155,6 +177,8 @@ class LocalStack:
         self.gateway: HttpGateway | None = None
         self.poller: Poller | None = None
         self.sender_secrets: dict[str, list[str]] = {}
+        #: The receiver's webhook secrets (None: a real Humanos and none given, so the secret holds ``{}``).
+        self.webhook_secrets: WebhookSecrets | None = None
         self.mapping: MappingConfig | None = None
         self.functions: dict[str, LambdaFunction] = {}
         self.environments: dict[str, dict[str, str]] = {}
@@ -169,6 +193,10 @@ class LocalStack:
         self.endpoints_file: Path | None = None
         self.endpoints_note: str | None = None
         self._written: dict[str, Any] = {}
+        self._events_queue_url = ""
+        self._session = boto3.session.Session(region_name=REGION, **endpoints.LOCAL_CREDENTIALS)
+        self._session_lock = threading.Lock()
+        self._webhook_path = ""
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -183,6 +211,9 @@ class LocalStack:
             self._start_functions()
             self._start_poller()
             self._start_gateway()
+            if self.sandbox is not None:
+                # Known only now (the port may be a free one): the organisation's webhook URL, in the dashboard.
+                self.sandbox.set_webhook_url(self.webhook_url)
         except BaseException:
             self.stop()
             raise
@@ -246,6 +277,21 @@ class LocalStack:
         return self.physical("DeadLetterQueue")
 
     @property
+    def webhook_url(self) -> str:
+        """The receiver's route: what the Humanos dashboard's webhook URL would be (the sandbox posts here)."""
+        return f"{self.api_url}{self._webhook_path}"
+
+    @property
+    def event_bus_name(self) -> str:
+        """The bus the receiver publishes to (its ``WEBHOOK_EVENT_BUS_NAME``, a name or an ARN, as a name)."""
+        return self.environments[RECEIVER]["WEBHOOK_EVENT_BUS_NAME"].rsplit("event-bus/", 1)[-1]
+
+    @property
+    def events_queue_url(self) -> str:
+        """The local-only queue that a rule on the bus fills with every published event."""
+        return self._events_queue_url
+
+    @property
     def state_file(self) -> Path | None:
         """Where the generated secrets are kept across restarts (``--state-dir``); None: in memory only."""
         return None if self.options.state_dir is None else self.options.state_dir / "secrets.json"
@@ -261,8 +307,10 @@ class LocalStack:
         )
 
     def client(self, service: str) -> Any:
-        session = boto3.session.Session(region_name=REGION, **endpoints.LOCAL_CREDENTIALS)
-        return session.client(service, endpoint_url=self.endpoint_url)
+        """A client of this stack's moto. One session for all: it loads each service's model once (start-up time);
+        clients are made under a lock, as a boto3 session is not thread-safe."""
+        with self._session_lock:
+            return self._session.client(service, endpoint_url=self.endpoint_url)
 
     def endpoints(self) -> dict[str, Any]:
         """What the operator commands need to find this stack (URLs and names, no secret values)."""
@@ -275,6 +323,10 @@ class LocalStack:
             "deadLetterQueueUrl": self.dead_letter_queue_url,
             "senderSecretArn": self.physical("SenderSecret"),
             "humanosSecretArn": self.physical("HumanosSecret"),
+            "webhookUrl": self.webhook_url,
+            "webhookSecretArn": self.environments[RECEIVER]["WEBHOOK_SECRET_ID"],
+            "eventBusName": self.event_bus_name,
+            "eventsQueueUrl": self.events_queue_url,
             "idempotencyTable": self.physical("IdempotencyTable"),
             "humanosBaseUrl": self.humanos_base_url,
             "mappingFile": self.environments[INGEST]["MAPPING_FILE"],
@@ -357,17 +409,72 @@ class LocalStack:
                     "(--humanos-url/--humanos-api-key/--humanos-signature-secret or HUMANOS_BASE_URL/"
                     "HUMANOS_API_KEY/HUMANOS_SIGNATURE_SECRET)"
                 )
+            if options.auto_decide is not None:
+                raise ConfigError("--auto-decide makes the sandbox decide; a real Humanos waits for real people")
             assert options.humanos_url is not None
             self.humanos_base_url = options.humanos_url
+            self.webhook_secrets = self._dashboard_webhook_secrets()
             return
         stored = self._stored_state().get("sandbox", {})
+        self.webhook_secrets = self._sandbox_webhook_secrets()
         self.sandbox = Sandbox(
             api_key=stored.get("apiKey"),
             signature_secret=stored.get("signatureSecret"),
             on_call=self._on_humanos_call,
+            webhook_secrets=self.webhook_secrets,
+            auto_decide=options.auto_decide,
+            on_delivery=self._on_delivery,
         )
         self.sandbox.start()
         self.humanos_base_url = self.sandbox.base_url
+
+    def _given_webhook_secrets(self) -> dict[str, str | None]:
+        options = self.options
+        return {
+            "signature_secret": options.humanos_webhook_signature_secret,
+            "encryption_secret": options.humanos_webhook_encryption_secret,
+            "encryption_salt": options.humanos_webhook_encryption_salt,
+        }
+
+    def _dashboard_webhook_secrets(self) -> WebhookSecrets | None:
+        """A real Humanos: its dashboard's three values, given together, or none (nothing could sign with ours)."""
+        given = self._given_webhook_secrets()
+        if not any(given.values()):
+            return None
+        if not all(given.values()):
+            raise ConfigError(
+                "with a real Humanos, give the three webhook secrets of its dashboard together "
+                "(--humanos-webhook-signature-secret/--humanos-webhook-encryption-secret/"
+                "--humanos-webhook-encryption-salt or HUMANOS_WEBHOOK_SIGNATURE_SECRET/"
+                "HUMANOS_WEBHOOK_ENCRYPTION_SECRET/HUMANOS_WEBHOOK_ENCRYPTION_SALT), or none"
+            )
+        return WebhookSecrets(**{name: str(value) for name, value in given.items()})
+
+    def _sandbox_webhook_secrets(self) -> WebhookSecrets:
+        """The sandbox's: each secret as given, else as kept in ``--state-dir``, else generated."""
+        stored = self._stored_state().get("webhooks")
+        kept = stored if isinstance(stored, dict) else {}
+        chosen = {
+            name: value or _text_or_none(kept.get(WEBHOOK_SECRET_FIELDS[name]))
+            for name, value in self._given_webhook_secrets().items()
+        }
+        return WebhookSecrets.generate(**chosen)
+
+    def _on_delivery(self, delivery: Delivery) -> None:
+        # The receiver logs every answer it gives; a webhook that never got one would go unseen.
+        if delivery.state == FAILED:
+            self._say(
+                f"sandbox: webhook {delivery.id} ({safe_id(delivery.event_type)}, request "
+                f"{safe_id(delivery.request_id, mask=False)}) not delivered after {delivery.attempts} attempts: "
+                f"{safe_id(delivery.error or f'HTTP {delivery.status}')}"
+            )
+
+    def _webhook_secret(self) -> str:
+        """The WebhookSecret value, as the Humanos dashboard's three values are put in a deployed stack."""
+        secrets = self.webhook_secrets
+        if secrets is None:
+            return "{}"  # the template's placeholder: the receiver answers 503 until it is filled
+        return json.dumps({field: getattr(secrets, name) for name, field in WEBHOOK_SECRET_FIELDS.items()})
 
     def _humanos_secret(self) -> str:
         if self.sandbox is not None:
@@ -384,10 +491,9 @@ class LocalStack:
             overrides["BatchSize"] = str(options.batch_size)
         if options.batching_window is not None:
             overrides["BatchingWindowSeconds"] = f"{options.batching_window:g}"
-        session = boto3.session.Session(region_name=REGION, **endpoints.LOCAL_CREDENTIALS)
         resources = TemplateResources(
             options.template,
-            session,
+            self._session,
             self.endpoint_url,
             parameter_overrides=overrides,
             opt_dir=self._opt_dir(INGEST),
@@ -411,17 +517,32 @@ class LocalStack:
         # Kept across restarts (--state-dir); a secretKey the mapping gained since gets a fresh secret.
         self.sender_secrets = {**generate_sender_secrets(self.mapping), **(stored if isinstance(stored, dict) else {})}
         resources.secret_strings.update(
-            HumanosSecret=self._humanos_secret(), SenderSecret=json.dumps(self.sender_secrets)
+            HumanosSecret=self._humanos_secret(),
+            SenderSecret=json.dumps(self.sender_secrets),
+            WebhookSecret=self._webhook_secret(),
         )
         resources.create_all()
-        for function in (INGEST, DISPATCHER):
+        for function in FUNCTIONS:
             resources.opt_dir = self._opt_dir(function)
             self.environments[function] = {**resources.function_environment(function), "MAPPING_FILE": mapping_file}
+        self._create_bus_reader()
         self._save_state()
+
+    def _create_bus_reader(self) -> None:
+        """Local only: a rule on the receiver's bus that copies every event to a queue, for ``events tail``.
+
+        A bus the template does not create (``WebhookEventBusName`` names one you own) is created here when moto
+        lacks it: in AWS it exists before the stack, in a fresh moto nothing does.
+        """
+        events = self.client("events")
+        bus = self.event_bus_name
+        if bus not in {found["Name"] for found in events.list_event_buses()["EventBuses"]}:
+            events.create_event_bus(Name=bus)
+        self._events_queue_url = bus_events.create_reader(events, self.client("sqs"), bus)
 
     def _start_functions(self) -> None:
         """Each function's first execution environment, started and initialised in parallel (the cold starts)."""
-        for function, most in ((INGEST, MAX_INGEST_ENVIRONMENTS), (DISPATCHER, 1)):
+        for function, most in FUNCTIONS.items():
             self.functions[function] = LambdaFunction(self._spec(function), self._log_sink, max_environments=most)
         warming = [threading.Thread(target=f.warm, name=f"warm-{n}") for n, f in self.functions.items()]
         for thread in warming:
@@ -483,18 +604,19 @@ class LocalStack:
         raise ConfigError(f"the dispatcher's event source names {arn}, which is not a queue of the template")
 
     def _start_gateway(self) -> None:
+        """One HTTP API for every function's ``HttpApi`` routes, as the template declares them on ``HttpApi``."""
         assert self.resources is not None
-        ingest = self.functions[INGEST]
-        routes = routes_from_events(self.resources.function_property(INGEST, "Events"))
-
-        def invoke(event: dict[str, Any]) -> dict[str, Any]:
-            try:
-                return dict(ingest.invoke(event))
-            except FunctionError as exc:
-                self._say(f"{INGEST} invocation failed: {exc.error_type}")
-                raise
-
-        self.gateway = HttpGateway(routes, invoke, host=self.options.host, port=self.options.port)
+        routes = [
+            route
+            for function in self.functions
+            for route in routes_from_events(self.resources.function_property(function, "Events"), function)
+        ]
+        webhook_routes = [route for route in routes if route.target == RECEIVER and route.method == "POST"]
+        if len(webhook_routes) != 1:
+            raise ConfigError(f"{RECEIVER} must have exactly one POST HttpApi event (found {len(webhook_routes)})")
+        self._webhook_path = webhook_routes[0].path
+        invokers = {name: self._invoker(name) for name in {route.target for route in routes}}
+        self.gateway = HttpGateway(routes, invokers, host=self.options.host, port=self.options.port)
         try:
             self.gateway.start()
         except OSError as exc:
@@ -502,6 +624,18 @@ class LocalStack:
                 f"cannot listen on {self.options.host}:{self.options.port}: {exc.strerror}; choose another --port "
                 "(0 = any free port)"
             ) from exc
+
+    def _invoker(self, name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        function = self.functions[name]
+
+        def invoke(event: dict[str, Any]) -> dict[str, Any]:
+            try:
+                return dict(function.invoke(event))
+            except FunctionError as exc:
+                self._say(f"{name} invocation failed: {exc.error_type}")
+                raise
+
+        return invoke
 
     # -- flow, state ------------------------------------------------------------------------------
 
@@ -531,6 +665,8 @@ class LocalStack:
         state: dict[str, Any] = {"senders": self.sender_secrets}
         if self.sandbox is not None:
             state["sandbox"] = {"apiKey": self.sandbox.api_key, "signatureSecret": self.sandbox.signature_secret}
+            # Not a real Humanos's: those stay in the dashboard, given again at each start.
+            state["webhooks"] = json.loads(self._webhook_secret())
         endpoints.write_json(self.state_file, state)
 
     def _remove_endpoints_file(self) -> None:
@@ -546,3 +682,8 @@ class LocalStack:
                 outcomes.unlink(missing_ok=True)
         except (OSError, ValueError):
             pass
+
+
+def _text_or_none(value: Any) -> str | None:
+    """A kept secret, when it is one: a state file edited by hand may hold anything."""
+    return value if isinstance(value, str) and value else None

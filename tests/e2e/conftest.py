@@ -1,10 +1,11 @@
 """The local stack, started once per test module on free ports, reached over real HTTP.
 
 The stack is what ``humanos-bridge local`` runs: moto in server mode with the resources of
-template.yaml and the Humanos sandbox in this process; the ingest function (behind a local HTTP API) and
-the dispatcher (fed by its SQS poller) as ``sam build`` packages them, each in its own python3.13
-processes under Lambda's runtime interface client. Its endpoints file goes to a temporary HUMANOS_BRIDGE_HOME, where
-the operator commands (``humanos_bridge_local.cli.main``) find it.
+template.yaml and the Humanos sandbox in this process; the ingest function and the webhook receiver (behind
+one local HTTP API, where the sandbox sends its webhooks) and the dispatcher (fed by its SQS poller) as
+``sam build`` packages them, each in its own python3.13 processes under Lambda's runtime interface client.
+Its endpoints file goes to a temporary HUMANOS_BRIDGE_HOME, where the operator commands
+(``humanos_bridge_local.cli.main``) find it.
 """
 
 from __future__ import annotations

@@ -9,11 +9,17 @@ from humanos_bridge_local.cli import main
 
 @pytest.mark.timeout(120)
 def test_demo_exits_zero_when_every_outcome_is_expected(capsys: pytest.CaptureFixture[str]) -> None:
-    """Every step of events/demo.json has its declared outcome, so the demo exits 0 and says so."""
+    """Every step of events/demo.json has its declared outcome, and the bus holds exactly the events its webhooks
+    should have published, so the demo exits 0 and says so."""
     assert main(["demo", "--parameter", "RateLimitPerMinute=6000"]) == 0
 
     out = capsys.readouterr().out
-    assert "OK: all 16 steps had the expected outcome, through the functions as sam build packages them" in out
+    assert "OK: all 20 steps had the expected outcome, through the functions as sam build packages them" in out
     assert "functions: packaged by sam build (.aws-sam/local/" in out
     assert "  in the DLQ    1\n" in out
+    # The way back: an accepted and a rejected request on the bus, and nothing more (the tampered copy and the
+    # replay published nothing).
+    assert "  on the bus    2 events (payloads not shown)\n" in out
+    assert "  a copy of its webhook, signature broken             401  unauthorized" in out
+    assert "  Humanos retries the accepted webhook                200  replayed" in out
     assert "ana@example.com" not in out

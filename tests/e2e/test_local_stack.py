@@ -1,4 +1,5 @@
-"""End to end through the local stack over HTTP: webhook in, Humanos request out, dead letters redriven."""
+"""End to end through the local stack over HTTP: webhook in, Humanos request out, dead letters redriven, and the
+way back: a request decided in the sandbox comes back through the packaged receiver as an event on the bus."""
 
 from __future__ import annotations
 
@@ -9,9 +10,19 @@ import pytest
 
 from humanos_bridge.core.queue_messages import string_attributes
 from humanos_bridge_local.cli import main
+from humanos_bridge_local.flow import format_event
 from humanos_bridge_local.sandbox import Fault
 from humanos_bridge_local.stack import LocalStack
-from tests.e2e.stack_helpers import WAIT_SECONDS, business_event, creations_for, dispatched, post
+from tests.e2e.stack_helpers import (
+    WAIT_SECONDS,
+    business_event,
+    creations_for,
+    decide,
+    dispatched,
+    on_bus,
+    post,
+    webhook_rows,
+)
 
 
 def test_signed_event_becomes_one_sandbox_request(stack: LocalStack) -> None:
@@ -156,3 +167,50 @@ def test_status_shows_depths_and_recent_outcomes(stack: LocalStack, capsys: pyte
     assert "  request queue   0 waiting, 0 in flight (being handled or backing off), 0 delayed\n" in out
     assert "  dead letters    0\n" in out
     assert "evt_e2e_status" in out
+
+
+def test_a_request_decided_in_the_sandbox_arrives_on_the_bus(stack: LocalStack) -> None:
+    """Given a request the bridge created, when its person rejects it in the sandbox, then the sandbox's sealed
+    webhook passes the packaged receiver (200), one Credential Rejected event about that request and its business
+    event is on the bus, and the flow table shows the webhook going to EventBridge."""
+    post(stack, "crm", business_event("crm-contact-created", id="evt_e2e_decided"))
+    [created] = dispatched(stack, "evt_e2e_decided")
+    assert created.request_id is not None
+
+    [delivery] = decide(stack, created.request_id, "reject")
+
+    assert (delivery.state, delivery.statuses) == ("delivered", (200,))
+    [event] = on_bus(stack, created.request_id)
+    assert event.envelope["source"] == "humanos.bridge"
+    assert event.detail_type == "Credential Rejected"
+    assert event.detail["business"] == {"source": "crm", "eventId": "evt_e2e_decided", "rule": "marketing-consent-sms"}
+    assert event.detail["decision"]["accepted"] is False
+    [row] = webhook_rows(stack, created.request_id)
+    assert (row.source, row.event_type, row.event_id, row.outcome) == (
+        "crm",
+        "credential.rejected",
+        "evt_e2e_decided",
+        "published",
+    )
+    shown = format_event(row)
+    assert shown.split()[1:3] == ["webhook", "crm"]
+    assert shown.endswith("-> EventBridge")
+
+
+def test_events_tail_shows_the_event_masked(stack: LocalStack, capsys: pytest.CaptureFixture[str]) -> None:
+    """An event whose id is an e-mail address, accepted: `events tail` names its request and masks the id; the
+    contact in the payload is not shown at all."""
+    post(stack, "crm", business_event("crm-contact-created", id="evt_e2e_ana@example.com"))
+    [created] = dispatched(stack, "e***@e***.com")  # as the dispatcher logs it
+    assert created.request_id is not None
+    decide(stack, created.request_id, "accept")
+    assert len(on_bus(stack, created.request_id)) == 1
+    capsys.readouterr()
+
+    assert main(["events", "tail"]) == 0
+
+    out = capsys.readouterr().out
+    [line] = [line for line in out.splitlines() if created.request_id in line]
+    assert line.split()[1:6] == ["Credential", "Accepted", created.request_id, "crm", "e***@e***.com"]
+    assert "ana@example.com" not in out
+    assert "912345678" not in out  # the contact, which only the payload holds

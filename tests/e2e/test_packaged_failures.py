@@ -33,7 +33,7 @@ def broken_template(folder: Path) -> Path:
     assert broken != source
     (code / "app.py").write_text(broken, encoding="utf-8")
     text = (ROOT / "template.yaml").read_text(encoding="utf-8")
-    for relative in ("layers/humanos/", "mappings/", "functions/dispatcher/"):
+    for relative in ("layers/humanos/", "mappings/", "functions/dispatcher/", "functions/receiver/"):
         text = text.replace(f"Uri: {relative}\n", f"Uri: {ROOT / relative}/\n")
     text = text.replace("CodeUri: functions/ingest/\n", f"CodeUri: {code}/\n")
     template = folder / "template.yaml"

@@ -19,7 +19,9 @@ from humanos_bridge.core.errors import BridgeError, ConfigError
 from humanos_bridge.mapping import MappingConfig
 from humanos_bridge_local import endpoints
 from humanos_bridge_local.cli import command_name
+from humanos_bridge_local.commands.sandbox import WEBHOOK_SECRET_VARIABLES
 from humanos_bridge_local.flow import SOURCE_WIDTH, FlowEvent, format_event, header, source_width
+from humanos_bridge_local.sandbox import OUTCOMES
 from humanos_bridge_local.senders import curl_command, signed_headers
 from humanos_bridge_local.stack import ROOT, LocalStack, StackOptions
 
@@ -33,21 +35,29 @@ SAMPLE = ("crm", SAMPLES / "crm-contact-created.json")
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "local",
-        help="run the whole bridge locally (moto, Humanos sandbox, ingest API, dispatcher)",
+        help="run the whole bridge locally (moto, Humanos sandbox, ingest API, dispatcher, webhook receiver)",
         description=(
             "Start on 127.0.0.1 moto with the resources of template.yaml, the Humanos sandbox (or a real "
             "Humanos), and the functions as sam build packages them (python3.13 under Lambda's runtime interface "
-            "client): the ingest function behind a local HTTP API, the dispatcher fed from the queue. Prints the "
-            "endpoints, where the local sender secrets are and a signed curl, then one line per event. Ctrl-C "
-            "stops it."
+            "client): the ingest function and the webhook receiver behind one local HTTP API, the dispatcher fed "
+            "from the queue. The sandbox sends its webhooks to the receiver, which publishes them to the event "
+            "bus (`events tail` reads it). Prints the endpoints, where the local secrets are and a signed curl, "
+            "then one line per event and webhook. Ctrl-C stops it."
         ),
     )
     add_stack_arguments(parser, default_port=8080)
     parser.add_argument(
         "--show-secrets",
         action="store_true",
-        help="print the generated sender secrets' values too (by default only where they are: output is often "
+        help="print the sender and webhook secrets' values too (by default only where they are: output is often "
         "kept in files)",
+    )
+    parser.add_argument(
+        "--auto-decide",
+        choices=OUTCOMES,
+        metavar="OUTCOME",
+        help=f"the sandbox decides every new request by itself, a second after its creation: {', '.join(OUTCOMES)} "
+        "(default: only on `sandbox decide`)",
     )
     parser.set_defaults(func=run)
 
@@ -81,6 +91,22 @@ def add_stack_arguments(parser: argparse.ArgumentParser, *, default_port: int) -
     )
     humanos.add_argument("--humanos-api-key", default=os.environ.get("HUMANOS_API_KEY"))
     humanos.add_argument("--humanos-signature-secret", default=os.environ.get("HUMANOS_SIGNATURE_SECRET"))
+    webhooks = parser.add_argument_group(
+        "webhook secrets (the Humanos dashboard's Webhook settings; the sandbox seals and signs with them, the "
+        "receiver verifies and decrypts)"
+    )
+    for flag, what in (
+        ("signature-secret", "Webhook Signature Secret"),
+        ("encryption-secret", "Webhook Encryption Secret (base64)"),
+        ("encryption-salt", "Webhook Encryption Salt"),
+    ):
+        variable = WEBHOOK_SECRET_VARIABLES[f"humanos_webhook_{flag.replace('-', '_')}"]
+        webhooks.add_argument(
+            f"--humanos-webhook-{flag}",
+            metavar="SECRET",
+            help=f"the {what} (default: ${variable}; else, with the sandbox, the one kept in --state-dir, else "
+            "generated; with a real Humanos, give all three or none)",
+        )
 
 
 def stack_options(args: argparse.Namespace, *, write_endpoints: bool) -> StackOptions:
@@ -94,6 +120,10 @@ def stack_options(args: argparse.Namespace, *, write_endpoints: bool) -> StackOp
         if not equals or not name:
             raise ConfigError(f"--parameter takes NAME=VALUE (e.g. RateLimitPerMinute=600), got {item!r}")
         parameters[name] = value
+    # Flag, else environment variable; the stack then falls back to --state-dir, then to generating them.
+    webhooks = {
+        name: getattr(args, name) or os.environ.get(variable) for name, variable in WEBHOOK_SECRET_VARIABLES.items()
+    }
     return StackOptions(
         port=args.port,
         parameters=parameters,
@@ -104,6 +134,10 @@ def stack_options(args: argparse.Namespace, *, write_endpoints: bool) -> StackOp
         humanos_url=args.humanos_url,
         humanos_api_key=args.humanos_api_key,
         humanos_signature_secret=args.humanos_signature_secret,
+        humanos_webhook_signature_secret=webhooks["humanos_webhook_signature_secret"],
+        humanos_webhook_encryption_secret=webhooks["humanos_webhook_encryption_secret"],
+        humanos_webhook_encryption_salt=webhooks["humanos_webhook_encryption_salt"],
+        auto_decide=getattr(args, "auto_decide", None),
         write_endpoints=write_endpoints,
     )
 
@@ -207,6 +241,8 @@ def print_banner(stack: LocalStack, *, show_secrets: bool = False, table: FlowTa
     humanos = f"sandbox {stack.humanos_base_url}" if stack.sandbox is not None else stack.humanos_base_url
     say(f"humanos-bridge local: ready in {stack.ready_seconds:.1f} s")
     say(f"  ingest API      {stack.api_url}  (POST /events/<source>, POST /requests/<source>, GET /health)")
+    say(f"  webhooks        {stack.webhook_url}  (the receiver: {_webhooks_from(stack)})")
+    say(f"  event bus       {stack.event_bus_name}  (in moto; `{command_name()} events tail` reads it)")
     say(f"  Humanos         {humanos}")
     say(f"  functions       {stack.runs}")
     say(f"  mapping         {_mapping_shown(stack)}")
@@ -215,14 +251,18 @@ def print_banner(stack: LocalStack, *, show_secrets: bool = False, table: FlowTa
     say(f"  dead letters    {stack.dead_letter_queue_url}")
     if stack.endpoints_file is not None:
         if _reached_by_default(stack):
-            say(f"  endpoints file  {stack.endpoints_file}  (read by send, dlq and status)")
+            say(f"  endpoints file  {stack.endpoints_file}  (read by send, dlq, status and events)")
         else:
-            say(f"  endpoints file  {stack.endpoints_file}  (send, dlq and status read it with --endpoints FILE)")
+            say(
+                f"  endpoints file  {stack.endpoints_file}  (send, dlq, status and events read it with --endpoints "
+                "FILE)"
+            )
         if stack.endpoints_note:
             say(f"                  {stack.endpoints_note}")
     print_sender_secrets(stack, show_secrets=show_secrets)
+    print_webhook_secrets(stack, show_secrets=show_secrets)
     print_try_it(stack)
-    say("\nEvents as they flow (contacts masked). Ctrl-C to stop.")
+    say("\nEvents and webhooks as they flow (contacts masked). Ctrl-C to stop.")
     (table or FlowTable()).print_header(stack.mapping.sources)
     sys.stdout.flush()
 
@@ -250,6 +290,15 @@ def print_try_it(stack: LocalStack) -> None:
     shown = _shown_path(path)
     say(curl_command(url, headers, shown))
     say(f"or: {cli} send {source} {shlex.quote(str(shown))}{reach}")
+    if stack.sandbox is None:
+        return
+    auto = stack.sandbox.auto_decide
+    if auto is not None:
+        say(f"The sandbox decides each new request ({auto[0]}) and sends its webhook; read the bus with:")
+    else:
+        say("Then decide its request (the Humanos request id of the dispatch line) and read the bus:")
+        say(f"{cli} sandbox decide REQUEST_ID --accept{reach}")
+    say(f"{cli} events tail --follow{reach}")
 
 
 def try_it_sample(mapping: MappingConfig) -> tuple[str, Path] | None:
@@ -304,6 +353,34 @@ def print_sender_secrets(stack: LocalStack, *, show_secrets: bool) -> None:
     also = "" if stack.state_file is None else f"and in {stack.state_file} (--state-dir); "
     say(f"  sender secrets  {keys}: generated, in moto's SenderSecret (`{command_name()} send` signs with them)")
     say(f"                  {also}--show-secrets prints them")
+
+
+def _webhooks_from(stack: LocalStack) -> str:
+    if stack.sandbox is not None:
+        return "the sandbox posts here"
+    return "give this URL's public address to the Humanos dashboard, e.g. through a tunnel"
+
+
+def print_webhook_secrets(stack: LocalStack, *, show_secrets: bool) -> None:
+    """Where the webhook secrets are (or, ``--show-secrets``, their values): they verify and decrypt webhooks."""
+    secrets = stack.webhook_secrets
+    if secrets is None:
+        say(
+            "  webhook secrets none given: the receiver answers 503 to every webhook; give the Humanos dashboard's "
+            "with --humanos-webhook-signature-secret, --humanos-webhook-encryption-secret and "
+            "--humanos-webhook-encryption-salt"
+        )
+        return
+    if show_secrets:
+        say("  webhook secrets (the receiver's and the sandbox's):")
+        say(f"    signature      {secrets.signature_secret}")
+        say(f"    encryption     {secrets.encryption_secret}")
+        say(f"    salt           {secrets.encryption_salt}")
+        return
+    shared = "shared with the sandbox" if stack.sandbox is not None else "the Humanos dashboard's"
+    kept = "" if stack.state_file is None or stack.sandbox is None else f"and in {stack.state_file}; "
+    say(f"  webhook secrets in moto's WebhookSecret ({shared})")
+    say(f"                  {kept}--show-secrets prints them")
 
 
 def _shown_path(path: Path) -> Path:
