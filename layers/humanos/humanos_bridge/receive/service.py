@@ -211,7 +211,7 @@ class ReceiverService:
             fields.update(
                 eventType=event.event_type,
                 detailType=event.detail_type,
-                apiVersion=safe_id(event.api_version),
+                apiVersion=safe_id(event.api_version, mask=False),  # a date, not a phone number
                 requestId=safe_id(event.request_id, mask=False),  # Humanos's id, not a phone number
                 internalId=safe_id(event.internal_id),
                 webhookKey=trail.key,
