@@ -57,6 +57,8 @@ class FlowEvent:
     code: str | None = None
     reason: str | None = None
     route: str | None = None
+    #: A ``forEach`` event's requests, counted (its log line lists their ids): shown where one request id goes.
+    requests: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {key: value for key, value in asdict(self).items() if value is not None}
@@ -82,6 +84,7 @@ def flow_event(entry: Mapping[str, Any], accepted_at: dict[str, float], now: flo
         latency = (now - since) * 1000 if since is not None else entry.get("humanosMs")
     status = entry.get("status")
     reason = entry.get("reason")
+    requests = entry.get("requests")
     return FlowEvent(
         at=now,
         stage=stage,
@@ -95,6 +98,7 @@ def flow_event(entry: Mapping[str, Any], accepted_at: dict[str, float], now: flo
         code=_text(entry.get("cause") or entry.get("errorCode")),
         reason=None if reason is None else safe_text(str(reason)),
         route=_text(entry.get("route")),
+        requests=requests if isinstance(requests, int) and not isinstance(requests, bool) else None,
     )
 
 
@@ -166,7 +170,7 @@ def format_event(event: FlowEvent, *, source_width: int = SOURCE_WIDTH) -> str:
         f"{_shown(event.event_type, TYPE_WIDTH):<{TYPE_WIDTH}}",
         f"{_shown(event.event_id, 22):<22}",
         f"{outcome:<12}",
-        f"{_shown(event.request_id, 26, mask=False):<26}",
+        f"{_shown(event.request_id or _counted(event.requests), 26, mask=False):<26}",
         f"{latency:>8}",
     ]
     line = "  ".join(parts)
@@ -177,6 +181,10 @@ def format_event(event: FlowEvent, *, source_width: int = SOURCE_WIDTH) -> str:
     if event.code or event.reason:
         line += f"  {safe_id(event.code or '')}: {safe_text(event.reason or '')}"
     return line
+
+
+def _counted(requests: int | None) -> str | None:
+    return f"{requests} requests" if requests else None
 
 
 def _shown(value: str | None, width: int, *, mask: bool = True) -> str:

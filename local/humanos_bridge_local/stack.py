@@ -180,6 +180,8 @@ class LocalStack:
         #: The receiver's webhook secrets (None: a real Humanos and none given, so the secret holds ``{}``).
         self.webhook_secrets: WebhookSecrets | None = None
         self.mapping: MappingConfig | None = None
+        #: The mapping file as the user knows it: ``--mapping``, or the mappings layer's source file.
+        self.mapping_source = Path()
         self.functions: dict[str, LambdaFunction] = {}
         self.environments: dict[str, dict[str, str]] = {}
         self.build: packaging.Build | None = None
@@ -329,7 +331,8 @@ class LocalStack:
             "eventsQueueUrl": self.events_queue_url,
             "idempotencyTable": self.physical("IdempotencyTable"),
             "humanosBaseUrl": self.humanos_base_url,
-            "mappingFile": self.environments[INGEST]["MAPPING_FILE"],
+            # The file the user knows (the layer's copy is built from it), so that a message names it.
+            "mappingFile": str(self.mapping_source),
             "outcomesFile": str(self.outcomes_file) if self.outcomes_file else None,
         }
 
@@ -503,6 +506,9 @@ class LocalStack:
             str(options.mapping.resolve()) if options.mapping else resources.function_variable(INGEST, "MAPPING_FILE")
         )
         self.mapping = load_mapping(mapping_file)
+        self.mapping_source = (
+            options.mapping.resolve() if options.mapping else ROOT / "mappings" / resources.parameter("MappingFile")
+        )
         if self.sandbox is not None:
             # Humanos pins a version to each key when it is made: pin the one this bridge sends (empty parameter
             # = the mapping's), so a call without API-Version, such as a hand-signed curl, reads the same shapes.

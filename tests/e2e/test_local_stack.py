@@ -12,7 +12,7 @@ from humanos_bridge.core.queue_messages import string_attributes
 from humanos_bridge_local.cli import main
 from humanos_bridge_local.flow import format_event
 from humanos_bridge_local.sandbox import Fault
-from humanos_bridge_local.stack import LocalStack
+from humanos_bridge_local.stack import ROOT, LocalStack
 from tests.e2e.stack_helpers import (
     WAIT_SECONDS,
     business_event,
@@ -152,6 +152,19 @@ def test_send_command_signs_with_the_source_scheme(
     event_id = json.loads(out.split("\n", 1)[1])["eventId"]
     assert [o.outcome for o in dispatched(stack, event_id)] == ["created"]
     assert len(creations_for(stack, "ord_e2e_send")) == 1
+
+
+def test_send_to_an_unknown_source_names_the_mapping_file_the_user_knows(
+    stack: LocalStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not the layer's copy under a temporary folder: the file to open and edit."""
+    path = tmp_path / "event.json"
+    path.write_text("{}", encoding="utf-8")
+
+    assert main(["send", "nosuch", str(path)]) == 2
+
+    error = capsys.readouterr().err
+    assert f"source 'nosuch' is not in {ROOT / 'mappings' / 'bridge.json'}; use one of: crm, " in error
 
 
 def test_status_shows_depths_and_recent_outcomes(stack: LocalStack, capsys: pytest.CaptureFixture[str]) -> None:

@@ -125,6 +125,27 @@ def test_a_rejected_line_shows_the_event_id_and_type_its_entry_names() -> None:
     assert row.split()[1:7] == ["ingest", "crm", "contact.created", "evt_crm_0042", "rejected", "422"]
 
 
+def test_a_for_each_dispatch_counts_its_requests_where_one_request_id_goes() -> None:
+    """A HubSpot batch made three requests: its row says so rather than ``-``."""
+    entry = {
+        "level": "INFO",
+        "message": "event created",
+        "outcome": "created",
+        "source": "hubspot",
+        "eventType": "batch",
+        "eventId": "evt_batch_1",
+        "requestIds": ["req_1", "req_2", "req_3"],
+        "requests": 3,
+        "requestsCreated": 3,
+    }
+    recorder = FlowRecorder(on_event=lambda event: None, on_other=lambda text: None)
+    recorder.feed("DispatcherFunction", json.dumps(entry))
+
+    (event,) = recorder.events
+    assert event.requests == 3 and event.request_id is None
+    assert format_event(event).split()[2:7] == ["hubspot", "batch", "evt_batch_1", "created", "3"]
+
+
 def test_the_source_column_fits_the_longest_source_name() -> None:
     """A mapping with a ``billing`` source: its rows and header show the whole name, aligned."""
     width = source_width(["crm", "billing"])
