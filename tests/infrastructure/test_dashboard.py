@@ -142,7 +142,8 @@ def test_dashboard_is_reachable_from_the_stack_outputs(transformed: dict[str, An
 
 def test_readme_cost_counts_the_metrics_the_code_emits(template: Template) -> None:
     """The fixed monthly cost counts one custom metric per name the code emits (plus one per cause): README.md
-    those of ingest and dispatch, docs/receiver.md the receiver's (until README.md takes it in)."""
+    those of ingest and dispatch, docs/receiver.md (the receiver's guide, which README.md's cost links) the
+    receiver's."""
     root = template.path.parent
     receiver = emitted_metrics((root / "layers/humanos/humanos_bridge/receive", root / "functions/receiver"))
     count = len(emitted_metrics() - receiver)
