@@ -62,7 +62,7 @@ class StaticCredentials:
         return f"StaticCredentials({self._credentials!r})"
 
 
-class SecretsManagerCredentials:
+class SecretsManagerCredentials(CachedSecret[Credentials]):
     """Credentials read from Secrets Manager through Powertools Parameters, cached ``ttl_seconds``.
 
     Parameters
@@ -76,7 +76,7 @@ class SecretsManagerCredentials:
     """
 
     def __init__(self, secret_id: str, *, ttl_seconds: int = 300, boto3_client: Any | None = None) -> None:
-        self._secret = CachedSecret(
+        super().__init__(
             secret_id,
             what="Humanos secret",
             env="HUMANOS_SECRET_ID",
@@ -85,16 +85,6 @@ class SecretsManagerCredentials:
             ttl_seconds=ttl_seconds,
             boto3_client=boto3_client,
         )
-        self.secret_id = secret_id
-        self.ttl_seconds = ttl_seconds
-
-    @property
-    def fetch_count(self) -> int:
-        """How many reads reached Secrets Manager (for benchmarks and tests of the cache)."""
-        return self._secret.fetch_count
-
-    def get(self, *, force_refresh: bool = False, stale: Credentials | None = None) -> Credentials:
-        return self._secret.get(force_refresh=force_refresh, stale=stale)
 
     def __repr__(self) -> str:
         return f"SecretsManagerCredentials({self.secret_id!r}, ttl_seconds={self.ttl_seconds})"

@@ -1,8 +1,9 @@
 """One Secrets Manager secret, read through Powertools Parameters, cached, parsed once per value.
 
-Both the Humanos credentials and the sender secrets are read this way: built lazily (no boto3
-client at import), one reader at a time, a count of the reads that reached Secrets Manager, and
-AWS failures turned into CredentialsError that say how to fix them and never show a value.
+The Humanos credentials, the sender secrets and the webhook secrets are each one (a subclass naming its
+secret's variable, shape and parser): built lazily (no boto3 client at import), one reader at a time, a
+count of the reads that reached Secrets Manager, and AWS failures turned into CredentialsError that say
+how to fix them and never show a value.
 """
 
 from __future__ import annotations

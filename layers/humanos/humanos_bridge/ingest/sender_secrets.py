@@ -18,7 +18,7 @@ from humanos_bridge.core.secret_store import CachedSecret
 SECRET_SHAPE = 'store JSON {"<secretKey>": ["<secret>", ...]}'
 
 
-class SenderSecrets:
+class SenderSecrets(CachedSecret[dict[str, tuple[str, ...]]]):
     """The active secrets per key, read from Secrets Manager and cached ``ttl_seconds``.
 
     Parameters
@@ -32,7 +32,7 @@ class SenderSecrets:
     """
 
     def __init__(self, secret_id: str, *, ttl_seconds: int = 300, boto3_client: Any | None = None) -> None:
-        self._secret = CachedSecret(
+        super().__init__(
             secret_id,
             what="sender secret",
             env="SENDER_SECRET_ID",
@@ -41,13 +41,6 @@ class SenderSecrets:
             ttl_seconds=ttl_seconds,
             boto3_client=boto3_client,
         )
-        self.secret_id = secret_id
-        self.ttl_seconds = ttl_seconds
-
-    @property
-    def fetch_count(self) -> int:
-        """Reads that reached Secrets Manager (cache misses), for tests and benchmarks."""
-        return self._secret.fetch_count
 
     def secrets_for(self, key: str) -> tuple[str, ...]:
         """The active secrets stored under ``key``; empty when the secret has no such entry."""
@@ -55,7 +48,7 @@ class SenderSecrets:
 
     def all(self) -> dict[str, tuple[str, ...]]:
         """Every entry of the secret, validated. CredentialsError when it cannot be read or is malformed."""
-        return self._secret.get()
+        return super().get()
 
     def __repr__(self) -> str:
         return f"SenderSecrets({self.secret_id!r}, ttl_seconds={self.ttl_seconds})"

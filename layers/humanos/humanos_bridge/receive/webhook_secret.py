@@ -47,7 +47,7 @@ class WebhookSecrets:
     __str__ = __repr__
 
 
-class WebhookSecretStore:
+class WebhookSecretStore(CachedSecret[WebhookSecrets]):
     """The webhook secrets from Secrets Manager (``WEBHOOK_SECRET_ID``), cached ``ttl_seconds``.
 
     Parameters
@@ -61,7 +61,7 @@ class WebhookSecretStore:
     """
 
     def __init__(self, secret_id: str, *, ttl_seconds: int = 300, boto3_client: Any | None = None) -> None:
-        self._secret = CachedSecret(
+        super().__init__(
             secret_id,
             what="webhook secret",
             env="WEBHOOK_SECRET_ID",
@@ -70,17 +70,6 @@ class WebhookSecretStore:
             ttl_seconds=ttl_seconds,
             boto3_client=boto3_client,
         )
-        self.secret_id = secret_id
-        self.ttl_seconds = ttl_seconds
-
-    @property
-    def fetch_count(self) -> int:
-        """Reads that reached Secrets Manager (cache misses), for tests and benchmarks."""
-        return self._secret.fetch_count
-
-    def get(self) -> WebhookSecrets:
-        """The current secrets. CredentialsError (retryable: 503) when unreadable or malformed."""
-        return self._secret.get()
 
     def __repr__(self) -> str:
         return f"WebhookSecretStore({self.secret_id!r}, ttl_seconds={self.ttl_seconds})"
