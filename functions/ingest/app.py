@@ -20,7 +20,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from humanos_bridge import wiring
 from humanos_bridge.core.http_request import InboundRequest
-from humanos_bridge.ingest.service import IngestService, Reply
+from humanos_bridge.core.outcomes import Reply
+from humanos_bridge.ingest.service import IngestService
 from humanos_bridge.logs import bridge_logger
 from humanos_bridge.settings import Settings
 

@@ -20,8 +20,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from humanos_bridge import wiring
 from humanos_bridge.core.http_request import InboundRequest
+from humanos_bridge.core.outcomes import Reply
 from humanos_bridge.logs import bridge_logger
-from humanos_bridge.receive.service import ReceiverService, Reply
+from humanos_bridge.receive.service import ReceiverService
 from humanos_bridge.settings import Settings
 
 # Powertools warns on every invocation that publishes no metric: noise in the function's log.

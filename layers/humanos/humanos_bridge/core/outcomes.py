@@ -8,6 +8,7 @@ queue; the ingest function turns the same classification into an HTTP status.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -131,6 +132,15 @@ HUMANOS_STATUS_MAP: dict[int, int] = {
     409: 409,  # a conflicting request exists, e.g. the same event id re-sent with different content
     402: 402,  # the Humanos organisation's plan or billing: retrying will not help
 }
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP answer, success or failure: status, JSON body and extra headers (each route's handler shapes it)."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class HttpOutcome(NamedTuple):

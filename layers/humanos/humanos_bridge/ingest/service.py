@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -53,7 +53,7 @@ from humanos_bridge.core.http_request import (
     parse_json,
 )
 from humanos_bridge.core.masking import mask_text, safe_id
-from humanos_bridge.core.outcomes import HttpOutcome, http_outcome
+from humanos_bridge.core.outcomes import HttpOutcome, Reply, http_outcome
 from humanos_bridge.core.queue_messages import (
     ATTR_EVENT_ID,
     ATTR_RECEIVED_AT,
@@ -85,15 +85,6 @@ ACCEPTED, IGNORED, CREATED, EXISTING, REJECTED, FAILED, REPLAYED = (
     "failed",
     "replayed",
 )
-
-
-@dataclass(frozen=True)
-class Reply:
-    """An HTTP answer: status, JSON body and extra headers."""
-
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

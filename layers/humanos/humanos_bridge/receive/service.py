@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger, Metrics
@@ -42,7 +42,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from humanos_bridge.core.errors import ReplayOfAnswered
 from humanos_bridge.core.http_request import InboundRequest, PayloadTooLargeError
 from humanos_bridge.core.masking import safe_id
-from humanos_bridge.core.outcomes import HttpOutcome, classify_failure, http_outcome
+from humanos_bridge.core.outcomes import HttpOutcome, Reply, classify_failure, http_outcome
 from humanos_bridge.core.signing import DEFAULT_TOLERANCE_SECONDS
 from humanos_bridge.receive.decryption import DecryptionError, EnvelopeError, decrypt, parse_envelope
 from humanos_bridge.receive.dedup import Deduplicator, dedup_key
@@ -82,15 +82,6 @@ class SecretSource(Protocol):
     """Anything that hands out the current webhook secrets (``WebhookSecretStore``, ``StaticWebhookSecrets``)."""
 
     def get(self) -> WebhookSecrets: ...
-
-
-@dataclass(frozen=True)
-class Reply:
-    """An HTTP answer: status, JSON body and extra headers."""
-
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
