@@ -11,8 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from humanos_bridge.core import wire
 from humanos_bridge.core.errors import ConfigError, InvalidBodyError, SerialisationError
@@ -82,8 +81,7 @@ _BAD_CONTACT = "not an e-mail address or a +international phone number (8 to 15 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     """One thing wrong with a body: ``where`` inside it (``contacts[2]``) and ``what`` (with the fix)."""
 
     where: str

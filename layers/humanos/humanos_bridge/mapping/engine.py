@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from humanos_bridge.core import wire
 from humanos_bridge.core.body_validation import json_type, validate_body
@@ -184,8 +184,7 @@ class MappingConfig:
             return _distinct([_build(identity, item, index) for index, item in enumerate(items)], rule)
 
 
-@dataclass(frozen=True)
-class _Identity:
+class _Identity(NamedTuple):
     """What every request of one event shares."""
 
     config: SourceConfig

@@ -12,10 +12,9 @@ import contextlib
 import contextvars
 import difflib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, getcontext, localcontext
-from typing import Any
+from typing import Any, NamedTuple
 
 import jmespath
 from jmespath import exceptions as jp_exceptions
@@ -57,8 +56,7 @@ class FunctionFailed(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
-class _Mapped:
+class _Mapped(NamedTuple):
     event: Any
     #: The request headers the source keeps, by lower-case name.
     headers: Mapping[str, str]
@@ -407,8 +405,7 @@ def _call_for(name: str) -> Callable[[list[Any]], Any]:
 FUNCTION_NAMES: tuple[str, ...] = tuple(sorted(_ARITY))
 
 
-@dataclass(frozen=True)
-class Expression:
+class Expression(NamedTuple):
     """A compiled JMESPath expression with the text it came from."""
 
     text: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from humanos_bridge.core.sender_auth import SchemeSettings
 from humanos_bridge.mapping.expressions import Expression
@@ -22,8 +22,7 @@ OTP_FAILED_ACTIONS: tuple[str, ...] = (OTP_NONE, OTP_RESEND)
 MAX_OTP_RESENDS = 3
 
 
-@dataclass(frozen=True)
-class AuthConfig:
+class AuthConfig(NamedTuple):
     """How the ingest function verifies this source's webhooks (``sender_auth`` defines each scheme)."""
 
     scheme: str
@@ -81,8 +80,7 @@ def _template_expressions(node: Node) -> Iterator[Expr]:
             yield from _template_expressions(child)
 
 
-@dataclass(frozen=True)
-class SourceMatch:
+class SourceMatch(NamedTuple):
     """How a queued event with no ``source`` attribute is recognised as this source's (``match`` in the file)."""
 
     #: EventBridge events whose ``source`` is one of these.
@@ -93,8 +91,7 @@ class SourceMatch:
     when: Expression | None = None
 
 
-@dataclass(frozen=True)
-class OtpFailedPolicy:
+class OtpFailedPolicy(NamedTuple):
     """``onOtpFailed``: what the receiver does when Humanos reports that no SMS provider delivered a code."""
 
     #: ``OTP_NONE`` (publish the event, nothing more) or ``OTP_RESEND`` (also call ``otp.resendEndpoint``).

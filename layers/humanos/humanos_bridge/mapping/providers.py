@@ -22,8 +22,7 @@ replay guard (``replays``) therefore keys copies by signature, and these ids ser
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from humanos_bridge.core.sender_auth import GITHUB, HUBSPOT_V3, SHOPIFY, STRIPE, TYPEFORM
 from humanos_bridge.mapping.expressions import compile_expression, header_names
@@ -31,8 +30,7 @@ from humanos_bridge.mapping.expressions import compile_expression, header_names
 CONTENT_HASH = "content-hash"
 
 
-@dataclass(frozen=True)
-class ProviderIdentity:
+class ProviderIdentity(NamedTuple):
     """Where one provider's events keep their type and id: mapping expressions (``header()`` reads a header)."""
 
     event_type: str

@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 from humanos_bridge.mapping.expressions import Expression, ExpressionSyntaxError, compile_expression
 
@@ -28,29 +27,25 @@ def child_path(base: str, key: str) -> str:
     return f"{base}[{json.dumps(key, ensure_ascii=False)}]"
 
 
-@dataclass(frozen=True)
-class Const:
+class Const(NamedTuple):
     value: Any
 
 
-@dataclass(frozen=True)
-class Expr:
+class Expr(NamedTuple):
     expression: Expression
     #: Where the expression sits in the mapping file, for run-time messages.
     where: str
 
 
-@dataclass(frozen=True)
-class Obj:
+class Obj(NamedTuple):
     items: tuple[tuple[str, Node], ...]
 
 
-@dataclass(frozen=True)
-class Arr:
+class Arr(NamedTuple):
     items: tuple[Node, ...]
 
 
-Node = Union[Const, Expr, Obj, Arr]  # noqa: UP007 - a runtime alias; dataclass fields resolve it lazily
+Node = Union[Const, Expr, Obj, Arr]  # noqa: UP007 - a runtime alias; the records above name it lazily
 
 
 class _Omit:
