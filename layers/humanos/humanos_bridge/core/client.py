@@ -15,8 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlencode
 
 import urllib3
@@ -75,8 +74,7 @@ def _logger() -> Logger:
     return Logger(child=True)
 
 
-@dataclass(frozen=True)
-class HumanosResponse:
+class HumanosResponse(NamedTuple):
     """A successful answer: HTTP status, parsed JSON (None when empty), HTTP attempts made, seconds spent."""
 
     status: int

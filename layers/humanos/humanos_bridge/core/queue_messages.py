@@ -7,8 +7,7 @@ reads and dead-letters) and the operator CLI (which lists and redrives) cannot d
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from humanos_bridge.core import wire
 from humanos_bridge.core.errors import BridgeError
@@ -48,8 +47,7 @@ def string_attributes(values: Mapping[str, str | int | None]) -> dict[str, dict[
     return result
 
 
-@dataclass(frozen=True)
-class QueuedEvent:
+class QueuedEvent(NamedTuple):
     """One SQS record as Lambda delivers it, reduced to what the bridge needs."""
 
     message_id: str

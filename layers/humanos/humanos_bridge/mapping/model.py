@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from humanos_bridge.core.sender_auth import SchemeSettings
@@ -35,8 +34,7 @@ class AuthConfig(NamedTuple):
     tolerance: float | None = None
 
 
-@dataclass(frozen=True)
-class RuleConfig:
+class RuleConfig(NamedTuple):
     """One way to turn an event type into a request; the first rule whose ``when`` holds wins."""
 
     #: Stable name: part of the default idempotency key, so renaming a rule changes the key.
@@ -104,8 +102,7 @@ class OtpFailedPolicy(NamedTuple):
         return self.action == OTP_RESEND and self.max_resends > 0
 
 
-@dataclass(frozen=True)
-class SourceConfig:
+class SourceConfig(NamedTuple):
     """One sending system: where its events keep their type and id, and its rules per event type."""
 
     name: str
@@ -121,15 +118,14 @@ class SourceConfig:
     #: FIFO request queue: the message group of an event (events of one group reach Humanos in order).
     message_group_id: Expression | None = None
     #: The receiver's reaction to ``otp.failed`` webhooks about this source's requests (default: none).
-    on_otp_failed: OtpFailedPolicy = field(default_factory=OtpFailedPolicy)
+    on_otp_failed: OtpFailedPolicy = OtpFailedPolicy()
 
     @property
     def rule_count(self) -> int:
         return sum(len(rules) for rules in self.rules.values())
 
 
-@dataclass(frozen=True)
-class MappedRequest:
+class MappedRequest(NamedTuple):
     """What a business event becomes: the body to sign and the keys that make it exactly-once."""
 
     source: str
