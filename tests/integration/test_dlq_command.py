@@ -1,11 +1,16 @@
 """``humanos-bridge dlq list`` and ``redrive`` on moto's queues: when an event was first seen, how often redriven.
 
 A message is parked as the dispatcher parks it (``dead_letters.park``), redriven by the command, received
-again and parked again: "first seen" must still be the first time, and "redrives" must count.
+again and parked again: "first seen" must still be the first time, and "redrives" must count. The parked
+message's own ``firstSeenAt`` is when the bridge first received the event: the ingest function stamps
+``receivedAt`` on every event it queues and a redrive carries it, so whoever reads the dead-letter queue with
+the AWS CLI sees the same "first seen" as ``dlq list``; only an event sent to the queue directly (no
+``receivedAt``) is dated from its message.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import pytest
@@ -38,8 +43,11 @@ def queues(moto: Any, monkeypatch: pytest.MonkeyPatch) -> Queues:
     )
 
 
-def park_next(queues: Queues) -> None:
-    """Receive the request queue's message and park it, as the dispatcher does with a permanent failure."""
+def park_next(queues: Queues) -> int:
+    """Receive the request queue's message and park it, as the dispatcher does with a permanent failure.
+
+    Returns the message's ``SentTimestamp`` (ms), the time a message without ``receivedAt`` is dated from.
+    """
     [message] = queues.sqs.receive_message(
         QueueUrl=queues.requests, AttributeNames=["All"], MessageAttributeNames=["All"]
     )["Messages"]
@@ -55,6 +63,19 @@ def park_next(queues: Queues) -> None:
     )
     assert park(queues.sqs, queues.dead_letters, [Parcel(event, REFUSED, "crm", event.attributes["eventId"])]) == set()
     queues.sqs.delete_message(QueueUrl=queues.requests, ReceiptHandle=message["ReceiptHandle"])
+    return event.sent_at_ms
+
+
+def queue_event(queues: Queues, **attributes: str) -> None:
+    queues.sqs.send_message(QueueUrl=queues.requests, MessageBody="{}", MessageAttributes=string_attributes(attributes))
+
+
+def parked_first_seen(queues: Queues) -> str:
+    """The ``firstSeenAt`` attribute of the one parked message, read as the AWS CLI would (then visible again)."""
+    [message] = queues.sqs.receive_message(
+        QueueUrl=queues.dead_letters, MessageAttributeNames=["All"], VisibilityTimeout=0
+    )["Messages"]
+    return str(message["MessageAttributes"]["firstSeenAt"]["StringValue"])
 
 
 def parked_row(queues: Queues, capsys: pytest.CaptureFixture[str]) -> list[str]:
@@ -116,3 +137,51 @@ def test_a_received_at_that_is_no_time_is_not_shown(queues: Queues, capsys: pyte
 
     assert row[3:5] == ["2026-05-17T10:00:00Z", "0"]
     assert "912" not in " ".join(row)
+
+
+def as_first_seen(ms: int) -> str:
+    return f"{datetime.fromtimestamp(ms / 1000, UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def test_first_seen_at_is_the_carried_received_at_through_every_redrive(
+    queues: Queues, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given an event the ingest function received days ago, parked, redriven and parked again twice,
+    then the parked message's firstSeenAt stays the receivedAt, and `dlq list` shows the same."""
+    queue_event(queues, source="crm", eventId="evt_fh_1", receivedAt="2026-05-16T08:00:00.250Z")
+    park_next(queues)
+    assert parked_first_seen(queues) == "2026-05-16T08:00:00Z"
+
+    for _ in range(2):
+        assert main(["dlq", "redrive", "--all", *queues.argv]) == 0
+        park_next(queues)
+        assert parked_first_seen(queues) == "2026-05-16T08:00:00Z"
+
+    capsys.readouterr()
+    assert main(["dlq", "list", *queues.argv]) == 0
+    [row] = capsys.readouterr().out.splitlines()[2:]
+    assert row.split()[3:5] == ["2026-05-16T08:00:00Z", "2"]
+
+
+def test_received_at_with_an_offset_is_given_in_utc(queues: Queues) -> None:
+    """A receivedAt written with an offset (by another producer) is dated in UTC, as every firstSeenAt is."""
+    queue_event(queues, source="crm", eventId="evt_fh_2", receivedAt="2026-05-16T09:30:00+01:00")
+    park_next(queues)
+
+    assert parked_first_seen(queues) == "2026-05-16T08:30:00Z"
+
+
+@pytest.mark.parametrize("received_at", [None, "+351 912 345 678", "yesterday"])
+def test_without_a_received_at_that_is_a_time_first_seen_at_is_when_the_message_was_sent(
+    queues: Queues, received_at: str | None
+) -> None:
+    """An event sent to the queue directly has no receivedAt, and a sender may set one that is no time:
+    then firstSeenAt is the message's SentTimestamp, and nothing the sender set is copied into it."""
+    attributes = {"source": "crm", "eventId": "evt_fh_3"}
+    if received_at is not None:
+        attributes["receivedAt"] = received_at
+    queue_event(queues, **attributes)
+
+    sent_at_ms = park_next(queues)
+
+    assert parked_first_seen(queues) == as_first_seen(sent_at_ms)
