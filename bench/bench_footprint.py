@@ -20,6 +20,8 @@ The ``*_precompiled`` figures run copies of the same build with bytecode written
 (``compileall --invalidation-mode unchecked-hash``): ``own_code`` only ``humanos_bridge`` and ``app.py``,
 ``layer`` every ``.py`` of ``/var/task`` and ``/opt/python``. Since ``layers/humanos/Makefile`` ships the
 layer compiled, they only add ``app.py``'s bytecode: they stay to show that nothing is left to gain there.
+The ``*_collector_running`` figures run a copy whose handler imports with the garbage collector running, as
+any module does (``humanos_bridge.cold_start`` made a no-op): what pausing it saves, measured in the same rounds.
 """
 
 from __future__ import annotations
@@ -47,12 +49,31 @@ from humanos_bridge_local.stack import DISPATCHER, INGEST, REGION, ROOT, LocalSt
 #: Fresh processes per variant; every variant runs once per round, interleaved with the baseline.
 ROUNDS = 7
 SOURCE = "crm"
-#: What each compiled variant precompiles, relative to the function's folder and to ``/opt/python``.
-VARIANTS: dict[str, tuple[str, ...] | None] = {
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """A copy of the build, changed: what it precompiles (relative to the function's folder and to
+    ``/opt/python``), and whether the handler's imports run with the garbage collector paused, as shipped."""
+
+    precompile: tuple[str, ...] = ()
+    collector_paused: bool = True
+
+
+VARIANTS: dict[str, Variant | None] = {
     "": None,  # as sam build ships it: the layer compiled by its Makefile, app.py not
-    "own_code_precompiled": ("humanos_bridge",),
-    "layer_precompiled": (".",),
+    "own_code_precompiled": Variant(precompile=("humanos_bridge",)),
+    "layer_precompiled": Variant(precompile=(".",)),
+    "collector_running": Variant(collector_paused=False),
 }
+#: ``humanos_bridge/cold_start.py`` in the ``collector_running`` variant.
+_COLLECTOR_RUNNING = '''"""The benchmark's variant: the handler's imports run with the garbage collector as usual."""
+import contextlib
+
+
+def collector_paused():
+    return contextlib.nullcontext()
+'''
 
 
 @dataclasses.dataclass
@@ -68,9 +89,9 @@ def run() -> dict[str, Any]:
         assert stack.poller is not None
         stack.poller.stop()  # the samples below take the queued events themselves
         specs = {
-            (function, variant): _spec(stack, function, compiled, Path(scratch) / f"{function}-{variant}")
+            (function, variant): _spec(stack, function, changes, Path(scratch) / f"{function}-{variant}")
             for function in (INGEST, DISPATCHER)
-            for variant, compiled in VARIANTS.items()
+            for variant, changes in VARIANTS.items()
         }
         python, runtime_dir = stack.python, stack.runtime_dir
         baseline: list[float] = []
@@ -92,16 +113,22 @@ def run() -> dict[str, Any]:
     return figures
 
 
-def _spec(stack: LocalStack, function: str, compiled: tuple[str, ...] | None, folder: Path) -> FunctionSpec:
-    """The stack's spec of ``function``; for a compiled variant, on a copy with bytecode beside the sources."""
+def _spec(stack: LocalStack, function: str, variant: Variant | None, folder: Path) -> FunctionSpec:
+    """The stack's spec of ``function``; for a variant, on a copy of the build changed as it says."""
     spec = stack._spec(function)
-    if compiled is None:
+    if variant is None:
         return spec
     code_dir = shutil.copytree(spec.code_dir, folder / "task")
     opt_dir = shutil.copytree(spec.opt_dir, folder / "opt")  # follows the layer symlinks: real copies
-    targets = [str(code_dir), *(str(opt_dir / "python" / part) for part in compiled)]
-    command = [stack.python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", *targets]
-    subprocess.run(command, check=True, capture_output=True)
+    if not variant.collector_paused:
+        cold_start = opt_dir / "python" / "humanos_bridge" / "cold_start.py"
+        cold_start.write_text(_COLLECTOR_RUNNING, encoding="utf-8")
+        for compiled in (cold_start.parent / "__pycache__").glob("cold_start.*.pyc"):
+            compiled.unlink()  # the Makefile's bytecode is unchecked: it would still run the shipped module
+    if variant.precompile:
+        targets = [str(code_dir), *(str(opt_dir / "python" / part) for part in variant.precompile)]
+        command = [stack.python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash"]
+        subprocess.run([*command, *targets], check=True, capture_output=True)
     return dataclasses.replace(spec, code_dir=code_dir, opt_dir=opt_dir)
 
 
@@ -209,7 +236,8 @@ def _figures(baseline: list[float], samples: dict[tuple[str, str], list[Sample]]
             "start -> first response (ingest: signed POST /events/crm, queued; dispatcher: SQS batch of that event, "
             "sent to the sandbox); ratios to the wall time of `python3.13 -S -c 'import boto3'` (runtime packages "
             "on PYTHONPATH) of the same rounds; peak_rss = REPORT Max Memory Used after the first invocation; "
-            "*_precompiled = the same build with .pyc beside the sources (unchecked-hash)"
+            "*_precompiled = the same build with .pyc beside the sources (unchecked-hash); *_collector_running = "
+            "the same build with the handler's imports run with the garbage collector running (cold_start a no-op)"
         ),
         "rounds": ROUNDS,
         "import_boto3_ms_median": round(statistics.median(baseline), 1),

@@ -6,17 +6,21 @@ container from the environment (see ``humanos_bridge.settings``).
 
 from __future__ import annotations
 
-import functools
-import warnings
-from typing import Any
+from humanos_bridge.cold_start import collector_paused
 
-from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.utilities.typing import LambdaContext
+# Imported with the garbage collector paused: they build objects, not garbage (cold_start says what it saves).
+with collector_paused():
+    import functools
+    import warnings
+    from typing import Any
 
-from humanos_bridge import wiring
-from humanos_bridge.dispatch.service import Dispatcher
-from humanos_bridge.logs import bridge_logger
-from humanos_bridge.settings import Settings
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from humanos_bridge import wiring
+    from humanos_bridge.dispatch.service import Dispatcher
+    from humanos_bridge.logs import bridge_logger
+    from humanos_bridge.settings import Settings
 
 # Powertools warns on every invocation that publishes no metric (GET /health, a batch that failed as a
 # whole): noise in the function's log, nothing to act on.

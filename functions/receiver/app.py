@@ -7,23 +7,27 @@ event is never logged: its headers carry signatures, and its body decrypts to co
 
 from __future__ import annotations
 
-import functools
-import json
-import warnings
-from typing import Any
+from humanos_bridge.cold_start import collector_paused
 
-from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
+# Imported with the garbage collector paused: they build objects, not garbage (cold_start says what it saves).
+with collector_paused():
+    import functools
+    import json
+    import warnings
+    from typing import Any
 
-from humanos_bridge import wiring
-from humanos_bridge.core.http_request import InboundRequest
-from humanos_bridge.core.outcomes import Reply
-from humanos_bridge.logs import bridge_logger
-from humanos_bridge.receive.service import ReceiverService
-from humanos_bridge.settings import Settings
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+    from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from humanos_bridge import wiring
+    from humanos_bridge.core.http_request import InboundRequest
+    from humanos_bridge.core.outcomes import Reply
+    from humanos_bridge.logs import bridge_logger
+    from humanos_bridge.receive.service import ReceiverService
+    from humanos_bridge.settings import Settings
 
 # Powertools warns on every invocation that publishes no metric: noise in the function's log.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)

@@ -10,7 +10,14 @@ import pytest
 from botocore.loaders import Loader
 
 from humanos_bridge import aws_session
-from humanos_bridge.aws_session import SERVICES, SLICED_SERVICES, NamedServicesLoader, endpoints_slice, lambda_session
+from humanos_bridge.aws_session import (
+    SERVICES,
+    SLICED_SERVICES,
+    NamedServicesLoader,
+    endpoints_slice,
+    lambda_session,
+    without_documentation,
+)
 from humanos_bridge_local.packaging import RUNTIME_PACKAGES
 
 
@@ -62,7 +69,7 @@ def test_the_slice_stands_in_for_botocores_builtin_file_only_for_the_version_it_
 
 def test_the_slice_is_cut_from_the_botocore_the_lambda_runtime_pins() -> None:
     version = endpoints_slice_version()
-    assert f"botocore=={version}" in RUNTIME_PACKAGES, "re-cut it: see scripts/cut_endpoints_slice.py"
+    assert f"botocore=={version}" in RUNTIME_PACKAGES, "re-cut it: see scripts/cut_botocore_slice.py"
 
 
 def endpoints_slice_version() -> str:
@@ -79,3 +86,42 @@ def test_an_endpoints_file_on_aws_data_path_wins_over_the_slice(
     monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     assert lambda_session().client("sqs").meta.endpoint_url == "https://sqs.example.internal"
+
+
+def test_the_models_slice_names_one_model_per_sliced_service_and_ships_it_without_documentation() -> None:
+    models = json.loads(Path(aws_session.__file__).with_name(aws_session.ENDPOINTS_SLICE).read_text())["models"]
+    folder = Path(aws_session.__file__).with_name(aws_session.MODELS_SLICE)
+    assert sorted(models) == sorted(SLICED_SERVICES) == sorted(path.stem for path in folder.glob("*.json"))
+    for service in SLICED_SERVICES:
+        model = json.loads((folder / f"{service}.json").read_text(encoding="utf-8"))
+        assert model["metadata"]["apiVersion"] == models[service]
+        assert '"documentation"' not in json.dumps(model)
+
+
+def test_leaving_documentation_out_keeps_a_member_that_is_called_documentation() -> None:
+    model = {
+        "documentation": "<p>The service.</p>",
+        "shapes": {
+            "Page": {
+                "type": "structure",
+                "documentation": "<p>A page.</p>",
+                "members": {"documentation": {"shape": "Text", "documentation": "<p>Its text.</p>"}},
+            },
+            "Pages": {"type": "list", "member": {"shape": "Page", "documentation": "<p>One.</p>"}},
+        },
+    }
+
+    assert without_documentation(model) == {
+        "shapes": {
+            "Page": {"type": "structure", "members": {"documentation": {"shape": "Text"}}},
+            "Pages": {"type": "list", "member": {"shape": "Page"}},
+        }
+    }
+
+
+def test_under_another_botocore_every_client_reads_botocores_own_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The dev venv's botocore is not the pinned one; make sure of it, then the documentation is botocore's.
+    monkeypatch.setattr(aws_session.botocore, "__version__", "0")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    model = lambda_session()._session.get_component("data_loader").load_service_model("sqs", "service-2")
+    assert "documentation" in model["operations"]["SendMessage"]

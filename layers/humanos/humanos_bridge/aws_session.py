@@ -6,12 +6,15 @@ folders, listed and stat-ed once for the API model and once for the endpoint rul
 cold-start time spent for nothing: 12 ms of the first invocation here (``make bench``, footprint).
 
 The first client also parses botocore's ``endpoints.json`` (1.2 MB, every service of every partition: 17 ms
-here) to resolve three services. The layer ships that file cut down to those services
-(``aws_endpoints.json``, written by ``scripts/cut_endpoints_slice.py``) and the loader hands it out in the
-file's place, when the runtime's botocore is the version the slice was cut from (the one
-``humanos_bridge_local.packaging`` pins for python3.13; another version gets its own full file). Only the
-builtin file is replaced: an ``endpoints.json`` on ``AWS_DATA_PATH`` still wins. ``tests/infrastructure``
-checks, under that botocore, that both resolve every region of every partition alike.
+here) to resolve three services, and each client its service's API model, two thirds of which is
+documentation that botocore reads only to write docstrings (DynamoDB's: 3 ms of its client). The layer
+ships both cut down (written by ``scripts/cut_botocore_slice.py``): ``aws_endpoints.json``, the endpoints of
+the bridge's services only, and ``aws_models/<service>.json``, each API model without its documentation
+strings. The loader hands them out in place of botocore's files when the runtime's botocore is the version
+they were cut from (the one ``humanos_bridge_local.packaging`` pins for python3.13; another version gets its
+own full files). Only builtin files are replaced: a file on ``AWS_DATA_PATH`` still wins.
+``tests/infrastructure`` checks, under that botocore, that the endpoints resolve every region of every
+partition alike and that each model is botocore's own, less its documentation strings.
 
 Everything else (models, ``AWS_DATA_PATH``, credentials, region) is botocore's own.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -33,8 +37,13 @@ from botocore.loaders import Loader
 SERVICES = ("dynamodb", "secretsmanager", "sqs")
 #: Every service some function calls (the receiver adds EventBridge): the slice is cut for these.
 SLICED_SERVICES = ("dynamodb", "events", "secretsmanager", "sqs")
-#: The slice of botocore's ``endpoints.json`` for ``SLICED_SERVICES``, next to this module.
+#: The slice of botocore's ``endpoints.json`` for ``SLICED_SERVICES``, next to this module. It also names the
+#: botocore version both slices were cut from and, under ``models``, the API version of each model in the slice.
 ENDPOINTS_SLICE = "aws_endpoints.json"
+#: The folder, next to this module, of the API models (``service-2``) of ``SLICED_SERVICES`` without documentation.
+MODELS_SLICE = "aws_models"
+#: The key botocore keeps a shape's, an operation's or a model's documentation under (HTML, for docstrings only).
+DOCUMENTATION = "documentation"
 
 
 class NamedServicesLoader(Loader):  # type: ignore[misc]  # botocore ships no type hints
@@ -50,14 +59,27 @@ class NamedServicesLoader(Loader):  # type: ignore[misc]  # botocore ships no ty
         return [name for name in self._services if any(os.path.isdir(os.path.join(path, name)) for path in paths)]
 
     def load_data_with_path(self, name: str) -> tuple[Any, str]:
-        if name == "endpoints":
+        sliced = _sliced_file(name, self._services)
+        if sliced is not None:
             found = next((path for path in self._potential_locations(name) if self.file_loader.exists(path)), None)
-            sliced = endpoints_slice(self._services, botocore.__version__)
-            if found is not None and sliced is not None and self.is_builtin_path(found):
-                # botocore's own data, cut to our services: still "builtin" for its endpoint rulesets.
-                return sliced, found
+            if found is not None and self.is_builtin_path(found):
+                # botocore's own data, cut to what the bridge reads: still "builtin" for its endpoint rulesets.
+                return sliced(), found
         data, path = super().load_data_with_path(name)
         return data, str(path)
+
+
+def _sliced_file(name: str, services: tuple[str, ...]) -> Callable[[], dict[str, Any]] | None:
+    """How to read the slice that stands in for botocore's data file ``name``, if the layer ships one for it."""
+    sliced = endpoints_slice(services, botocore.__version__)
+    if sliced is None:
+        return None
+    if name == "endpoints":
+        return lambda: sliced
+    service, _, rest = name.partition("/")
+    if service in services and rest == f"{sliced['models'].get(service)}/service-2":
+        return functools.partial(_model_slice, service)
+    return None
 
 
 def endpoints_slice(services: tuple[str, ...], botocore_version: str) -> dict[str, Any] | None:
@@ -69,6 +91,29 @@ def endpoints_slice(services: tuple[str, ...], botocore_version: str) -> dict[st
     if sliced["botocoreVersion"] != botocore_version or not set(services) <= set(sliced["services"]):
         return None
     return sliced
+
+
+def without_documentation(model: Any) -> Any:
+    """An API model as botocore reads it to build and call a client: every documentation string left out.
+
+    Only string values go: a structure member could be called ``documentation``, and its definition is an object.
+    """
+    if isinstance(model, dict):
+        return {
+            key: without_documentation(value)
+            for key, value in model.items()
+            if not (key == DOCUMENTATION and isinstance(value, str))
+        }
+    if isinstance(model, list):
+        return [without_documentation(value) for value in model]
+    return model
+
+
+def _model_slice(service: str) -> dict[str, Any]:
+    # Read afresh each time: botocore adds its "extras" to the model it is given (botocore caches the result).
+    path = os.path.join(os.path.dirname(__file__), MODELS_SLICE, f"{service}.json")
+    with open(path, encoding="utf-8") as file:
+        return dict(json.load(file))
 
 
 def slice_endpoints(full: dict[str, Any], services: tuple[str, ...]) -> dict[str, Any]:
