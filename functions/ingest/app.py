@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from humanos_bridge.cold_start import collector_paused
 
-# Imported with the garbage collector paused: they build objects, not garbage (cold_start says what it saves).
+# Imported with the garbage collector paused: 16 ms of each cold start (cold_start says why).
 with collector_paused():
     import functools
     import json
