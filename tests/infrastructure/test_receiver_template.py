@@ -9,6 +9,7 @@ import pytest
 from cfn_template import Template, as_list, policy_statements, policy_templates, references
 
 from humanos_bridge.core.replays import IN_PROGRESS_SECONDS
+from humanos_bridge.receive import otp_resend
 from humanos_bridge.settings import ENV_NAMES
 from humanos_bridge_local.cfn import Intrinsics
 
@@ -256,6 +257,21 @@ def test_the_receiver_logs_where_the_others_do(template: Template) -> None:
 def test_the_receivers_failures_raise_alarms(template: Template, alarm: str, metric: str, dimension: Any) -> None:
     properties = template.properties(alarm)
     assert properties["MetricName"] == metric and properties["Dimensions"][0]["Value"] == dimension
+    assert properties["AlarmActions"] == properties["OKActions"] == [{"Ref": "AlarmTopic"}]
+    assert properties["TreatMissingData"] == "notBreaching"
+
+
+def test_a_code_not_resent_raises_an_alarm_on_the_metrics_the_resender_writes(template: Template) -> None:
+    properties = template.properties("OtpResendsFailedAlarm")
+    metrics = {query["Id"]: query for query in properties["Metrics"]}
+    for query_id, outcome in (("failed", otp_resend.FAILED), ("refused", otp_resend.REFUSED)):
+        stat = metrics[query_id]["MetricStat"]
+        assert stat["Metric"]["MetricName"] == otp_resend.METRICS[outcome] and stat["Stat"] == "Sum"
+        assert stat["Metric"]["Dimensions"] == [{"Name": "service", "Value": {"Ref": "ServiceName"}}]
+        assert stat["Metric"]["Namespace"] == {"Ref": "MetricsNamespace"}
+    assert metrics["notResent"]["Expression"] == "FILL(failed, 0) + FILL(refused, 0)"
+    assert [query["Id"] for query in properties["Metrics"] if query["ReturnData"]] == ["notResent"]
+    assert (properties["Threshold"], properties["ComparisonOperator"]) == (0, "GreaterThanThreshold")
     assert properties["AlarmActions"] == properties["OKActions"] == [{"Ref": "AlarmTopic"}]
     assert properties["TreatMissingData"] == "notBreaching"
 
