@@ -4,7 +4,8 @@
 secret already cached (as on every warm invocation). The queue call is replaced by a **stand-in SQS
 client whose send_message only counts** (named ``..._standin_sqs`` below), so the figure is the
 function's own work; the same path with the real enqueue to a moto server is measured in the same run
-for comparison. Metrics are off (``metrics=None``); the per-request log line is written to /dev/null.
+for comparison. Metrics are off (``metrics=None``); the per-request log line is written to /dev/null by the
+functions' own logger (``bridge_logger``: Powertools with the bridge's ASCII serializer).
 
 Each sender preset is timed the same way on a real-shaped event (``accept_event_preset_<name>_us_standin_sqs``):
 its mapping preset from ``mappings/presets/`` and that preset's sample event, signed as the provider signs (with
@@ -37,6 +38,7 @@ from humanos_bridge.core.http_request import InboundRequest, parse_json
 from humanos_bridge.core.sender_auth import HumanosHmacVerifier, StandardWebhooksVerifier
 from humanos_bridge.ingest.sender_secrets import SenderSecrets
 from humanos_bridge.ingest.service import IngestService, kept_headers
+from humanos_bridge.logs import bridge_logger
 from humanos_bridge.mapping import parse_mapping
 from humanos_bridge_local.senders import signed_headers
 
@@ -185,7 +187,7 @@ def run() -> dict[str, Any]:
         arn = secretsmanager.create_secret(Name="senders", SecretString=json.dumps(secret))["ARN"]
         queue_url = sqs.create_queue(QueueName="requests")["QueueUrl"]
         secrets = SenderSecrets(arn, ttl_seconds=3600, boto3_client=secretsmanager)
-        logger = Logger(service="bench-ingest", stream=devnull)
+        logger = bridge_logger(service="bench-ingest", stream=devnull)
         standin = _CountingSqs()
 
         def service(client: Any) -> IngestService:

@@ -29,7 +29,8 @@ def broken_template(folder: Path) -> Path:
     code = folder / "broken-ingest"
     code.mkdir()
     source = (ROOT / "functions" / "ingest" / "app.py").read_text(encoding="utf-8")
-    broken = source.replace("    import functools\n", "    import functools\n\n    import aws_xray_sdk  # not in the layer\n", 1)
+    missing = "    import aws_xray_sdk  # not in the layer\n"
+    broken = source.replace("    import functools\n", f"    import functools\n\n{missing}", 1)
     assert broken != source
     (code / "app.py").write_text(broken, encoding="utf-8")
     text = (ROOT / "template.yaml").read_text(encoding="utf-8")

@@ -217,12 +217,41 @@ def test_too_deep_nesting_is_refused() -> None:
         (b'{"a": NaN}', "NaN is not valid JSON"),
         (b'{"a": 1', "body is not valid JSON: Expecting ',' delimiter at line 1 column 8"),
         (b"\xff\xfe", "body is not valid JSON"),
+        (b"[1, -Infinity]", "-Infinity is not valid JSON"),
+        (
+            '\ufeff{"a": 1}',
+            r"body is not valid JSON: Unexpected UTF-8 BOM \(decode using utf-8-sig\) at line 1 column 1",
+        ),
+        (
+            b"\xef\xbb\xbf{",
+            "body is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2",
+        ),
     ],
 )
-def test_loads_refuses_what_json_parse_refuses(data: bytes, message: str) -> None:
+def test_loads_refuses_what_json_parse_refuses(data: bytes | str, message: str) -> None:
     """Only SerialisationError escapes from untrusted bytes, with the position but not the content."""
     with pytest.raises(SerialisationError, match=message):
         wire.loads(data)
+
+
+@given(st.one_of(st.text(max_size=40), st.text(alphabet='{}[]":,0123456789.eE+-tfnrulasNIy \ufeff\\', max_size=40)))
+def test_loads_reads_and_refuses_text_as_json_loads_does(text: str) -> None:
+    """One decoder serves every call: the same value, or the same refusal, as json.loads with the same option."""
+
+    def refuse(constant: str) -> Any:
+        raise SerialisationError(f"{constant} is not valid JSON")
+
+    try:
+        expected: Any = json.loads(text, parse_constant=refuse)
+    except SerialisationError as exc:
+        expected = exc.message
+    except ValueError as exc:
+        expected = f"body is not valid JSON: {wire._describe(exc)}"
+    try:
+        found: Any = wire.loads(text)
+    except SerialisationError as exc:
+        found = exc.message
+    assert found == expected
 
 
 @given(json_values)

@@ -14,10 +14,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+# Built once: json.dumps with any option builds a new encoder per call, ~1.5 µs of every log line. The same
+# options as json.dumps would pass, so the same text (circular values still refused, not looped on).
+_ENCODER = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=True)
+
 
 def log_json(entry: dict[str, Any]) -> str:
     """One log entry as a line of ASCII JSON; values JSON has no type for are written as ``str`` does."""
-    return json.dumps(entry, default=str, separators=(",", ":"), ensure_ascii=True)
+    return _ENCODER.encode(entry)
 
 
 def bridge_logger(**options: Any) -> Logger:

@@ -249,7 +249,8 @@ class StandardWebhooksVerifier:
 
     @staticmethod
     def _digest(key: bytes, content: bytes) -> str:
-        return base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode("ascii")
+        # hmac.digest: the same bytes as hmac.new(...).digest(), in one call, without the HMAC object (~1 µs).
+        return base64.b64encode(hmac.digest(key, content, hashlib.sha256)).decode("ascii")
 
     def __repr__(self) -> str:
         return f"StandardWebhooksVerifier(<{len(self._keys)} secret(s)>, tolerance={self.tolerance:g})"
@@ -683,7 +684,7 @@ class HmacVerifier:
         return _ESCAPE.sub(decoded, url)
 
     def _digest(self, key: bytes, content: bytes) -> str:
-        digest = hmac.new(key, content, self._algorithm).digest()
+        digest = hmac.digest(key, content, self._algorithm)  # hmac.new(...).digest() in one call, ~1 µs less
         return digest.hex() if self.settings.encoding == "hex" else base64.b64encode(digest).decode("ascii")
 
     def _shape(self) -> str:

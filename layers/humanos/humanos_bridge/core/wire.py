@@ -222,15 +222,19 @@ def _js_round_trips(value: int) -> bool:
         return False
 
 
+def _refuse_constant(constant: str) -> Any:
+    raise SerialisationError(f"{constant} is not valid JSON")
+
+
+# Built once: json.loads with any option builds a new decoder per call (~1.3 µs of each body parsed).
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def loads(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     """Parse JSON, refusing what ``JSON.parse`` refuses (NaN, Infinity) and bodies nested deeper than ``max_depth``.
 
     Only SerialisationError escapes, whatever the input; the depth is checked in linear time first.
     """
-
-    def _refuse(constant: str) -> Any:
-        raise SerialisationError(f"{constant} is not valid JSON")
-
     try:
         # Decoded as json.loads decodes bytes (UTF-8, -16 or -32), so the depth is counted on the text it parses.
         text = data if isinstance(data, str) else data.decode(json.detect_encoding(data), "surrogatepass")
@@ -238,7 +242,9 @@ def loads(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
             raise SerialisationError(
                 f"body is nested deeper than {max_depth} levels; flatten the event", details={"maxDepth": max_depth}
             )
-        return json.loads(text, parse_constant=_refuse)
+        if text.startswith("\ufeff"):  # what json.loads checks before its decoder runs, with its message
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        return _DECODER.decode(text)
     except SerialisationError:
         raise
     except (ValueError, UnicodeDecodeError) as exc:
