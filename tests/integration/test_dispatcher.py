@@ -9,17 +9,20 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import urllib3
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from humanos_bridge import wiring
+from humanos_bridge.core import signing
 from humanos_bridge.core.queue_messages import NotAnSqsBatch
 from humanos_bridge.dispatch.service import Backoff
 from humanos_bridge.settings import Settings
@@ -221,6 +224,35 @@ def test_crash_after_humanos_answered_is_recovered_by_internal_id(
     deliver_after_crash(bridge, crash_once_dispatcher(moto, bridge))
     assert len(bridge.sandbox.created) == 1
     assert [(c.method, c.status) for c in bridge.sandbox.calls] == [("POST", 201), ("GET", 200)]
+
+
+def test_a_request_canceled_before_the_redelivery_is_taken_and_reported(
+    bridge: BridgeEnv, moto: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The crash left the event's request at Humanos, and someone canceled it before the redelivery. The
+    redelivery takes it as the event's (another would be a second request for one event, undoing that cancel)
+    and says so in a warning: nobody will be asked for a code."""
+    bridge.enqueue(business_event("crm-contact-created"), source="crm")
+    dispatcher = crash_once_dispatcher(moto, bridge)
+    first = bridge.deliver(lambda event, context: dispatcher.dispatch_batch(event, CrashedInvocation(60.0)))
+    assert len(first.failed_ids) == 1
+    [request] = bridge.sandbox.created
+    headers = signing.signed_headers(bridge.sandbox.api_key, bridge.sandbox.signature_secret, None)
+    cancel = urllib3.request("DELETE", f"{bridge.sandbox.base_url}/request/{request['id']}", headers=headers)
+    assert cancel.status == 201
+    bridge.make_visible(first)
+
+    with caplog.at_level(logging.INFO):
+        again = bridge.deliver(lambda event, context: dispatcher.dispatch_batch(event, LocalContext(60.0)))
+    dispatcher.close()
+
+    assert again.failed_ids == [] and len(bridge.sandbox.created) == 1
+    [line] = [record for record in caplog.records if record.getMessage() == "event recovered"]
+    assert (line.levelname, vars(line)["canceledRequestIds"], vars(line)["requestId"]) == (
+        "WARNING",
+        [request["id"]],
+        request["id"],
+    )
 
 
 def test_crash_without_internal_id_is_recovered_by_the_idempotency_key(

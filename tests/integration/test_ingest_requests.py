@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3
 
+from humanos_bridge.core import signing
 from humanos_bridge_local.sandbox import Fault
 from tests.support.apigw import CRM_SECRET, SHOP_SECRET, apigw_event
 from tests.support.bridge import ROOT, business_event, load_function
@@ -170,6 +172,25 @@ def test_a_retry_after_humanos_recovers_creates_the_request_once(ingest: IngestE
     assert ingest.invoke(apigw_event(SYNC)).status == 503
     assert ingest.invoke(apigw_event(SYNC)).status == 201
     assert len(creations(ingest)) == 1
+
+
+def test_a_retry_that_finds_its_request_canceled_answers_200_with_canceled_at(ingest: IngestEnv) -> None:
+    """Humanos created the request but every answer was lost (503, ambiguous); someone canceled it before the
+    sender's retry. The retry finds it by internalId and answers with it, canceledAt included: nobody will be
+    asked for a code, and a second request would undo that cancel."""
+    sandbox = ingest.bridge.sandbox
+    sandbox.inject(Fault.drop_after_processing())
+    assert ingest.invoke(apigw_event(SYNC)).status == 503
+    sandbox.clear_faults()
+    [request] = sandbox.created
+    headers = signing.signed_headers(sandbox.api_key, sandbox.signature_secret, None)
+    assert urllib3.request("DELETE", f"{sandbox.base_url}/request/{request['id']}", headers=headers).status == 201
+
+    answer = ingest.invoke(apigw_event(SYNC))
+
+    assert (answer.status, answer.body["requestId"]) == (200, request["id"])
+    assert answer.body["canceledAt"] == sandbox.created[0]["canceledAt"] is not None
+    assert len(sandbox.created) == 1
 
 
 def test_humanos_refusing_our_credentials_is_503_until_the_operator_fixes_it(ingest: IngestEnv) -> None:

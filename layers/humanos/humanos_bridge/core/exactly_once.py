@@ -31,7 +31,9 @@ A request found by the look-up is taken as this event's only when it provably is
   interchangeable, and when one twin took the other's, ``_reissue`` gives the other one.
 
 Anything else is not provably ours, and a new request is created with the same Idempotency-Key: while
-Humanos remembers the key it answers with this event's own request, whichever it is.
+Humanos remembers the key it answers with this event's own request, whichever it is. A request of ours that
+someone canceled at Humanos since is still taken (``Delivery.canceled_at`` says so): another would be a second
+request for the event, undoing that cancel.
 
 What remains:
 
@@ -89,15 +91,20 @@ class Delivery(NamedTuple):
     recovered: bool
     #: Humanos's answer, with contacts masked (it is stored in the idempotency table).
     response: dict[str, Any]
+    #: A recovered request that someone had canceled at Humanos by then (``canceledAt``): nobody is asked for
+    #: a code. It is still this event's only request: another would be a second one, undoing that cancel.
+    canceled_at: str | None = None
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Delivery:
+        canceled_at = record.get("canceledAt")
         return cls(
             request_id=record.get("requestId"),
             status=int(record.get("status", 200)),
             duplicate=bool(record.get("duplicate", False)),
             recovered=bool(record.get("recovered", False)),
             response=dict(record.get("response") or {}),
+            canceled_at=canceled_at if isinstance(canceled_at, str) else None,
         )
 
 
@@ -260,7 +267,10 @@ class ExactlyOnce:
 
 
 def _recovered(request: dict[str, Any]) -> dict[str, Any]:
-    return {"requestId": request.get("id"), "status": 200, "recovered": True, "response": safe_response(request)}
+    recovered = {"requestId": request.get("id"), "status": 200, "recovered": True, "response": safe_response(request)}
+    if isinstance(request.get("canceledAt"), str):
+        recovered["canceledAt"] = request["canceledAt"]  # kept in the record: a duplicate delivery reports it too
+    return recovered
 
 
 def _provably_ours(request: dict[str, Any], mapped: MappedRequest, others: list[Use]) -> bool:

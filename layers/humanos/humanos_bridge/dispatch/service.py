@@ -109,6 +109,8 @@ class Outcome:
     humanos_seconds: float | None = None
     #: What the event maps to: one request, or one per item of a forEach rule.
     requests: tuple[MappedRequest, ...] = field(default=(), repr=False)
+    #: Requests recovered after an ambiguous attempt that were canceled at Humanos by then (``Delivery``).
+    canceled_request_ids: list[str] = field(default_factory=list)
 
     @property
     def acknowledged(self) -> bool:
@@ -282,6 +284,7 @@ class Dispatcher:
         outcome.humanos_seconds = time.perf_counter() - started
         outcome.request_ids = [d.request_id for d in deliveries if d.request_id]
         outcome.created = sum(not d.duplicate for d in deliveries)
+        outcome.canceled_request_ids = [d.request_id for d in deliveries if d.canceled_at and d.request_id]
         if any(not (d.duplicate or d.recovered) for d in deliveries):
             outcome.kind = CREATED
         else:
@@ -355,7 +358,10 @@ class Dispatcher:
             fields["humanosMs"] = round(outcome.humanos_seconds * 1000, 1)
         if outcome.failure is not None:
             fields.update(errorCode=outcome.failure.code, reason=outcome.failure.reason, status=outcome.failure.status)
-        level = "warning" if outcome.kind in (RETRY, PARKED) else "info"
+        if outcome.canceled_request_ids:
+            # Nobody will be asked for a code: whoever canceled it (or the operator) decides what follows.
+            fields["canceledRequestIds"] = outcome.canceled_request_ids
+        level = "warning" if outcome.kind in (RETRY, PARKED) or outcome.canceled_request_ids else "info"
         getattr(self.logger, level)(f"event {outcome.kind}", extra=fields)
 
     def _emit_metrics(self, outcomes: list[Outcome], counts: dict[str, int]) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -87,20 +86,26 @@ ACCEPTED, IGNORED, CREATED, EXISTING, REJECTED, FAILED, REPLAYED = (
 )
 
 
-@dataclass
 class _Trail:
-    """What one request did, gathered as it goes, for its log line and metrics."""
+    """What one request did, gathered as it goes, for its log line and metrics.
 
-    route: str
-    source: str
-    started: float
-    event_type: str | None = None
-    event_id: str | None = None
-    request_id: str | None = None
-    outcome: str = FAILED
-    failure: HttpOutcome | None = None
-    #: This request's hold on its delivery (``replays``), settled when it is answered.
-    claim: Claim | None = None
+    A plain class with ``__slots__``, not a dataclass: one is made per request, and building a dataclass's
+    generated methods costs ~0.4 ms of cold start.
+    """
+
+    __slots__ = ("claim", "event_id", "event_type", "failure", "outcome", "request_id", "route", "source", "started")
+
+    def __init__(self, route: str, source: str, started: float) -> None:
+        self.route = route
+        self.source = source
+        self.started = started
+        self.event_type: str | None = None
+        self.event_id: str | None = None
+        self.request_id: str | None = None
+        self.outcome: str = FAILED
+        self.failure: HttpOutcome | None = None
+        #: This request's hold on its delivery (``replays``), settled when it is answered.
+        self.claim: Claim | None = None
 
 
 class IngestService:
@@ -210,6 +215,8 @@ class IngestService:
                 "subjects": delivery.response.get("subjects", []),
                 "credentials": delivery.response.get("credentials", []),
             }
+            if delivery.canceled_at:
+                answer["canceledAt"] = delivery.canceled_at  # found canceled at Humanos: nobody is asked for a code
             return Reply(201 if created else 200, answer)
         except Exception as exc:  # every failure is answered through the one table
             return self._refuse(trail, exc)
@@ -369,7 +376,10 @@ class IngestService:
             level = "error" if failure.status >= 500 else "warning"
         else:
             level = "info"
-        getattr(self.logger, level)(f"event {trail.outcome}", extra=fields)
+        # The outcome as an argument, not in the text: Powertools tries to parse a message without arguments as
+        # JSON (a raised and caught error for every plain one), and formats one with arguments as logging does.
+        # The line's "message" is the same "event <outcome>".
+        getattr(self.logger, level)("event %s", trail.outcome, extra=fields)
         if self.metrics is not None:
             self._emit_metrics(trail, elapsed_ms)
 
