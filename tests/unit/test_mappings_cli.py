@@ -205,20 +205,83 @@ def test_preview_ignored_event_says_so(capsys: pytest.CaptureFixture[str]) -> No
     )
 
 
+def test_preview_source_must_be_known(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["mappings", "preview", BRIDGE, event_path("crm-contact-created"), "--source", "billing"]) == 1
+    assert capsys.readouterr().err == (
+        "humanos-bridge: --source billing: not in the file; its sources are crm, shop, hubspot, hr, stripe, shopify\n"
+    )
+
+
+def test_preview_without_source_takes_the_only_one_with_a_rule_for_the_type(capsys: pytest.CaptureFixture[str]) -> None:
+    """stripe reads `type` and has a rule for checkout.session.completed; no other source does."""
+    sample = str(ROOT / "events" / "business" / "presets" / "stripe-checkout-session-completed.json")
+    assert main(["mappings", "preview", BRIDGE, sample, "--source", "stripe"]) == 0
+    named = capsys.readouterr()
+
+    assert main(["mappings", "preview", BRIDGE, sample]) == 0
+
+    inferred = capsys.readouterr()
+    assert inferred.out == named.out and named.out.startswith("source:          stripe\n")
+    assert (
+        inferred.err
+        == "humanos-bridge: no --source: stripe, the only source with a rule for 'checkout.session.completed'\n"
+    )
+
+
+def test_preview_opens_an_eventbridge_event_and_takes_the_source_its_match_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As the dispatcher does: hr's match names the EventBridge source com.example.hr, and the rules read the
+    event inside (detail)."""
+    event = json.loads(Path(event_path("hr-employee-hired")).read_text(encoding="utf-8"))
+    wrapped = tmp_path / "eventbridge.json"
+    wrapped.write_text(
+        json.dumps(
+            {
+                "version": "0",
+                "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+                "detail-type": "employee.hired",
+                "source": "com.example.hr",
+                "account": "123456789012",
+                "time": "2026-05-20T09:15:00Z",
+                "region": "eu-west-1",
+                "resources": [],
+                "detail": event,
+            }
+        ),
+        encoding="utf-8",
+    )
+    assert main(["mappings", "preview", BRIDGE, event_path("hr-employee-hired"), "--source", "hr"]) == 0
+    bare = capsys.readouterr().out
+
+    assert main(["mappings", "preview", BRIDGE, str(wrapped)]) == 0
+
+    opened = capsys.readouterr()
+    assert opened.out == bare and bare.startswith("source:          hr\n")
+    assert opened.err == "humanos-bridge: no --source: hr, whose match takes this event\n"
+
+
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("event", "found"),
     [
-        ([], "the file has 6 sources (crm, shop, hubspot, hr, stripe, shopify); pass --source NAME"),
+        ('{"type": "invoice.paid", "id": "evt_1"}', "none has a rule for its type as it reads it"),
         (
-            ["--source", "billing"],
-            "--source billing: not in the file; its sources are crm, shop, hubspot, hr, stripe, shopify",
+            '{"type": "contact.created", "event": "employee.hired"}',
+            "several have a rule for it: crm ('contact.created'), hr ('employee.hired')",
         ),
     ],
 )
-def test_preview_source_must_be_known(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """Several sources need --source; an unknown one is named."""
-    assert main(["mappings", "preview", BRIDGE, event_path("crm-contact-created"), *args]) == 1
-    assert capsys.readouterr().err == f"humanos-bridge: {message}\n"
+def test_preview_without_source_names_the_candidates_and_never_guesses_a_catch_all(
+    tmp_path: Path, event: str, found: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """hubspot's type is always 'contact.batch': it would take any event, so it is named, never chosen."""
+    path = tmp_path / "event.json"
+    path.write_text(event, encoding="utf-8")
+    assert main(["mappings", "preview", BRIDGE, str(path)]) == 1
+    assert capsys.readouterr().err == (
+        f"humanos-bridge: the file has 6 sources (crm, shop, hubspot, hr, stripe, shopify) and {found}; hubspot "
+        "takes every event (its type is always 'contact.batch'); pass --source NAME\n"
+    )
 
 
 def test_preview_bad_event_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,9 +10,10 @@ import shlex
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from humanos_bridge.core import wire
+from humanos_bridge.core.envelopes import Envelope, open_envelope
 from humanos_bridge.core.errors import ConfigError, EventIgnored, MappingError, SerialisationError
 from humanos_bridge.core.masking import mask_contact, mask_text
 from humanos_bridge.mapping import MappedRequest, MappingConfig, load_mapping
@@ -63,7 +64,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     preview.add_argument("file", type=Path, help="mapping file (.json or .toml)")
     preview.add_argument("event", type=Path, help="business event as JSON")
-    preview.add_argument("--source", help="source the event comes from (needed when the file has several)")
+    preview.add_argument(
+        "--source",
+        help="source the event comes from (without it: the file's only source, the one its `match` names, or the "
+        "only one with a rule for the event's type)",
+    )
     preview.add_argument("--mask", action="store_true", help="mask contacts in the printed body")
     preview.add_argument(
         "--header",
@@ -211,31 +216,83 @@ def run_preview(args: argparse.Namespace) -> int:
     cfg = _load(args.file)
     if cfg is None:
         return 1
-    source = _pick_source(cfg, args.source)
-    if source is None:
-        return 1
+    if args.source is not None and args.source not in cfg.sources:
+        return _fail(f"--source {args.source}: not in the file; its sources are {', '.join(cfg.sources)}")
     try:
-        event = wire.loads(args.event.read_bytes())
+        message = wire.loads(args.event.read_bytes())
     except OSError as exc:
         return _fail(f"cannot read {args.event} ({exc.strerror})")
     except SerialisationError as exc:
         return _fail(f"{args.event}: {exc.message}")
-    headers = _headers(args.header, cfg.source(source).headers)
+    # An EventBridge event or an SNS notification is opened as the dispatcher opens it: the rules read the event
+    # inside, envelope() the rest, and no request headers came with it.
+    envelope = open_envelope(message)
+    event, fields = (envelope.event, envelope.fields) if envelope is not None else (message, None)
+    source = args.source or _infer_source(cfg, event, envelope, args.header)
+    if source is None:
+        return 1
+    headers = {} if envelope is not None else _headers(args.header, cfg.source(source).headers)
     if headers is None:
         return 1
+    preview = Preview(cfg, source, event, headers, fields)
     try:
-        requests = cfg.map_requests(source, event, headers)
+        requests = cfg.map_requests(source, event, headers, fields)
     except EventIgnored as exc:
         print(f"ignored: {exc.message}")
-        return _explained(args, cfg, source, event, 0)
+        return _explained(args, preview, 0)
     except MappingError as exc:
         _fail(f"cannot map {args.event}: {exc.message}")
-        return _explained(args, cfg, source, event, 1)
+        return _explained(args, preview, 1)
     for number, request in enumerate(requests, start=1):
         if len(requests) > 1:
             print(f"{'' if number == 1 else chr(10)}request {number} of {len(requests)} (forEach):")
         _print_request(request, cfg.api_version, mask=args.mask)
-    return _explained(args, cfg, source, event, 0)
+    return _explained(args, preview, 0)
+
+
+class Preview(NamedTuple):
+    """What ``preview`` maps: the event (opened if it came in an envelope), from which source, with what."""
+
+    cfg: MappingConfig
+    source: str
+    event: Any
+    headers: dict[str, str]
+    envelope: dict[str, Any] | None
+
+
+def _infer_source(cfg: MappingConfig, event: Any, envelope: Envelope | None, given: list[str]) -> str | None:
+    """The source of an event previewed without ``--source``, or None (said why on stderr).
+
+    As the dispatcher resolves it (the file's only source; the one whose ``match`` names the envelope's source
+    or topic, or holds for the event), then the only source with a rule for the event's type as it reads it. A
+    source that gives every event the same type (a literal ``eventType``, such as a batch's) would take any
+    event, so it is never guessed.
+    """
+    if len(cfg.sources) == 1:
+        return cfg.sources[0]
+    matched = cfg.resolve_source(None, envelope, event)
+    if matched is not None:
+        print(f"humanos-bridge: no --source: {matched}, whose match takes this event", file=sys.stderr)
+        return matched
+    candidates, catch_all = [], []
+    for name in cfg.sources:
+        headers = {} if envelope is not None else _headers(given, cfg.source(name).headers)
+        try:
+            event_type = cfg.event_type(name, event, headers, envelope.fields if envelope else None)
+        except MappingError:
+            continue
+        if event_type in cfg.source(name).rules:
+            (catch_all if _takes_any_event(cfg, name, event_type) else candidates).append((name, event_type))
+    if len(candidates) == 1:
+        ((name, event_type),) = candidates
+        print(f"humanos-bridge: no --source: {name}, the only source with a rule for {event_type!r}", file=sys.stderr)
+        return name
+    found = "several have a rule for it: " if candidates else "none has a rule for its type as it reads it"
+    found += ", ".join(f"{name} ({event_type!r})" for name, event_type in candidates)
+    if catch_all:
+        found += "; " + ", ".join(f"{name} takes every event (its type is always {t!r})" for name, t in catch_all)
+    _fail(f"the file has {len(cfg.sources)} sources ({', '.join(cfg.sources)}) and {found}; pass --source NAME")
+    return None
 
 
 def _print_request(request: MappedRequest, api_version: str, *, mask: bool) -> None:
@@ -255,20 +312,41 @@ def _print_request(request: MappedRequest, api_version: str, *, mask: bool) -> N
     print(wire.dumps(body))
 
 
-def _explained(args: argparse.Namespace, cfg: MappingConfig, source: str, event: Any, code: int) -> int:
+def _takes_any_event(cfg: MappingConfig, source: str, event_type: str) -> bool:
+    """Whether ``source`` reads ``event_type`` from an empty event too: its type is not the event's."""
+    try:
+        return cfg.event_type(source, {}, {}) == event_type
+    except MappingError:
+        return False
+
+
+def _explained(args: argparse.Namespace, preview: Preview, code: int) -> int:
     """Print the explanation when --explain asks for it; ``code`` is the exit code either way."""
     if args.explain:
-        headers = _headers(args.header, cfg.source(source).headers) or {}
-        print("\n".join(explain_lines(cfg, source, event, mask=args.mask, headers=headers)))
+        lines = explain_lines(
+            preview.cfg,
+            preview.source,
+            preview.event,
+            mask=args.mask,
+            headers=preview.headers,
+            envelope=preview.envelope,
+        )
+        print("\n".join(lines))
     return code
 
 
 def explain_lines(
-    cfg: MappingConfig, source: str, event: Any, *, mask: bool, headers: dict[str, str] | None = None
+    cfg: MappingConfig,
+    source: str,
+    event: Any,
+    *,
+    mask: bool,
+    headers: dict[str, str] | None = None,
+    envelope: dict[str, Any] | None = None,
 ) -> list[str]:
     """``preview --explain``: one line per rule (its `when` and whether it is chosen), one per expression."""
     try:
-        explained = explain_event(cfg, source, event, headers)
+        explained = explain_event(cfg, source, event, headers, envelope)
     except MappingError as exc:
         return [f"explain: {exc.message}"]
     rules = explained.rules
@@ -331,18 +409,6 @@ def _headers(given: list[str], kept: tuple[str, ...]) -> dict[str, str] | None:
         if name.strip().lower() in kept:
             headers[name.strip().lower()] = value.strip()
     return headers
-
-
-def _pick_source(cfg: MappingConfig, given: str | None) -> str | None:
-    if given is not None:
-        if given not in cfg.sources:
-            _fail(f"--source {given}: not in the file; its sources are {', '.join(cfg.sources)}")
-            return None
-        return given
-    if len(cfg.sources) == 1:
-        return cfg.sources[0]
-    _fail(f"the file has {len(cfg.sources)} sources ({', '.join(cfg.sources)}); pass --source NAME")
-    return None
 
 
 def _fail(message: str) -> int:

@@ -118,6 +118,18 @@ class MappingConfig:
         with evaluating(event, headers, envelope):
             return event_type_of(config, event), event_id_of(config, event)
 
+    def event_type(
+        self,
+        source: str,
+        event: Any,
+        headers: Mapping[str, str] | None = None,
+        envelope: Mapping[str, Any] | None = None,
+    ) -> str:
+        """``event``'s type as ``source`` reads it; MappingError when it reads none."""
+        config = self.source(source)
+        with evaluating(event, headers, envelope):
+            return event_type_of(config, event)
+
     def map_event(
         self,
         source: str,

@@ -70,7 +70,11 @@ class EventExplanation:
 
 
 def explain_event(
-    cfg: MappingConfig, source: str, event: Any, headers: Mapping[str, str] | None = None
+    cfg: MappingConfig,
+    source: str,
+    event: Any,
+    headers: Mapping[str, str] | None = None,
+    envelope: Mapping[str, Any] | None = None,
 ) -> EventExplanation:
     """Explain, rule by rule, how ``event`` from ``source`` maps.
 
@@ -78,7 +82,7 @@ def explain_event(
     fails is reported in its :class:`Evaluation`, not raised.
     """
     config = cfg.source(source)
-    with evaluating(event, headers):  # root() and header() answer as when the engine maps the event
+    with evaluating(event, headers, envelope):  # root(), header(), envelope() answer as when the engine maps it
         return _explain(config, event)
 
 
