@@ -10,7 +10,8 @@ at moto and the Humanos sandbox. Two figures per sample:
 - **init + first invocation**: process start to the first response. The first invocation builds the
   services (settings, boto3 clients, the secret fetch, the mapping) and does real work: ingest answers
   a signed ``POST /events/crm`` (queued in moto), the dispatcher an SQS batch of that one event (signed
-  ``POST /request`` to the sandbox, idempotency record in moto).
+  ``POST /request`` to the sandbox, idempotency record in moto), the receiver a Humanos webhook sealed and
+  signed with the stack's webhook secrets (its key derived, claimed, published to the bus in moto).
 
 Both are divided by the wall time of ``python3.13 -S -c "import boto3"`` with the same runtime packages
 on the path, measured in the same rounds, interleaved, so that the ratios hold on a busy machine.
@@ -37,17 +38,22 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from humanos_bridge_local.http_gateway import Route, apigw_v2_event
 from humanos_bridge_local.lambda_runtime import lambda_sqs_record
 from humanos_bridge_local.runtime_api import ExecutionEnvironment, FunctionSpec
+from humanos_bridge_local.sandbox.webhook_crypto import seal
+from humanos_bridge_local.sandbox.webhook_events import dashboard_test_event, iso
 from humanos_bridge_local.senders import sender_auth, signed_headers
-from humanos_bridge_local.stack import DISPATCHER, INGEST, REGION, ROOT, LocalStack, StackOptions
+from humanos_bridge_local.stack import DISPATCHER, INGEST, RECEIVER, REGION, ROOT, LocalStack, StackOptions
 
 #: Fresh processes per variant; every variant runs once per round, interleaved with the baseline.
 ROUNDS = 7
+FUNCTIONS = (INGEST, DISPATCHER, RECEIVER)
+FIGURE_NAMES = {INGEST: "ingest", DISPATCHER: "dispatcher", RECEIVER: "receiver"}
 SOURCE = "crm"
 
 
@@ -90,7 +96,7 @@ def run() -> dict[str, Any]:
         stack.poller.stop()  # the samples below take the queued events themselves
         specs = {
             (function, variant): _spec(stack, function, changes, Path(scratch) / f"{function}-{variant}")
-            for function in (INGEST, DISPATCHER)
+            for function in FUNCTIONS
             for variant, changes in VARIANTS.items()
         }
         python, runtime_dir = stack.python, stack.runtime_dir
@@ -104,6 +110,8 @@ def run() -> dict[str, Any]:
                 # The dispatcher's batch is the event this round's ingest sample queued.
                 samples[(INGEST, variant)].append(_cold_start(specs[(INGEST, variant)], _ingest_event(stack), 202))
                 samples[(DISPATCHER, variant)].append(_cold_start(specs[(DISPATCHER, variant)], _sqs_batch(stack), 0))
+                receiver = _cold_start(specs[(RECEIVER, variant)], _webhook_event(stack), 200)
+                samples[(RECEIVER, variant)].append(receiver)
         assert stack.sandbox is not None
         created = sum(c.method == "POST" and c.path == "/request" and c.status == 201 for c in stack.sandbox.calls)
         if created != ROUNDS * len(VARIANTS):
@@ -180,7 +188,7 @@ def _collect_reports(into: list[str]) -> Callable[[str, str], None]:
 
 def _check(function: str, answer: Any, status: int) -> None:
     """A sample only counts if the invocation did the real work (no error path measured by mistake)."""
-    if function == INGEST and answer.get("statusCode") != status:
+    if function in (INGEST, RECEIVER) and answer.get("statusCode") != status:
         raise RuntimeError(f"{function} answered {answer.get('statusCode')}: {answer.get('body')}")
     if function == DISPATCHER and answer != {"batchItemFailures": []}:
         raise RuntimeError(f"{function} answered {answer}")
@@ -202,6 +210,25 @@ def _ingest_event(stack: LocalStack) -> dict[str, Any]:
         body=body,
         route=Route("POST", "/events/{source}"),
         path_parameters={"source": SOURCE},
+        source_ip="127.0.0.1",
+        domain_name="localhost",
+    )
+
+
+def _webhook_event(stack: LocalStack) -> dict[str, Any]:
+    """A Humanos webhook (the dashboard's test event, about a new request id), sealed and signed with the stack's
+    webhook secrets as Humanos seals it, as API Gateway sends it to ``POST /humanos/webhooks``."""
+    assert stack.webhook_secrets is not None
+    event = dashboard_test_event(uuid.uuid4().hex[:24], "2026-09-01", iso(datetime.now(UTC)))
+    sealed = seal(event, stack.webhook_secrets)
+    return apigw_v2_event(
+        method="POST",
+        raw_path="/humanos/webhooks",
+        raw_query="",
+        headers=[*sealed.headers.items(), ("User-Agent", "bench"), ("Content-Length", str(len(sealed.body)))],
+        body=sealed.body,
+        route=Route("POST", "/humanos/webhooks"),
+        path_parameters={},
         source_ip="127.0.0.1",
         domain_name="localhost",
     )
@@ -234,8 +261,9 @@ def _figures(baseline: list[float], samples: dict[tuple[str, str], list[Sample]]
             f"PYTHONDONTWRITEBYTECODE=1, moto + Humanos sandbox; medians of {ROUNDS} interleaved rounds. "
             "init = process start -> first /next (Lambda's Init Duration); init_plus_first_invocation = process "
             "start -> first response (ingest: signed POST /events/crm, queued; dispatcher: SQS batch of that event, "
-            "sent to the sandbox); ratios to the wall time of `python3.13 -S -c 'import boto3'` (runtime packages "
-            "on PYTHONPATH) of the same rounds; peak_rss = REPORT Max Memory Used after the first invocation; "
+            "sent to the sandbox; receiver: a sealed, signed Humanos webhook, published); ratios to the wall time "
+            "of `python3.13 -S -c 'import boto3'` (runtime packages on PYTHONPATH) of the same rounds; "
+            "peak_rss = REPORT Max Memory Used after the first invocation; "
             "*_precompiled = the same build with .pyc beside the sources (unchecked-hash); *_collector_running = "
             "the same build with the handler's imports run with the garbage collector running (cold_start a no-op)"
         ),
@@ -243,7 +271,7 @@ def _figures(baseline: list[float], samples: dict[tuple[str, str], list[Sample]]
         "import_boto3_ms_median": round(statistics.median(baseline), 1),
     }
     for (function, variant), found in samples.items():
-        name = "ingest" if function == INGEST else "dispatcher"
+        name = FIGURE_NAMES[function]
         suffix = f"_{variant}" if variant else ""
         if not variant:
             figures[f"{name}_init_ms_median"] = round(statistics.median(s.init_ms for s in found), 1)
