@@ -16,7 +16,7 @@ own full files). Only builtin files are replaced: a file on ``AWS_DATA_PATH`` st
 ``tests/infrastructure`` checks, under that botocore, that the endpoints resolve every region of every
 partition alike and that each model is botocore's own, less its documentation strings.
 
-Everything else (models, ``AWS_DATA_PATH``, credentials, region) is botocore's own.
+Everything else (the other data files, ``AWS_DATA_PATH``, credentials, region) is botocore's own.
 """
 
 from __future__ import annotations
