@@ -193,8 +193,9 @@ class Build:
         """
         template = _parsed_template(self.source)
         resources = template.get("Resources", {})
-        own = resources[function].get("Properties", {}).get("Layers")
-        layers = own if own is not None else template.get("Globals", {}).get("Function", {}).get("Layers", [])
+        # As SAM merges lists: the Globals' layers first, then the function's own.
+        shared = template.get("Globals", {}).get("Function", {}).get("Layers", [])
+        layers = [*shared, *resources[function].get("Properties", {}).get("Layers", [])]
         found = []
         for layer in layers:
             name = layer.get("Ref") if isinstance(layer, dict) else None
@@ -208,18 +209,34 @@ class Build:
         return found
 
     def assemble_opt(self, function: str, folder: Path) -> Path:
-        """``folder`` made into the function's ``/opt``: its layers' top-level entries, later layers winning.
+        """``folder`` made into the function's ``/opt``: its layers, extracted one over the other as Lambda does.
 
         Symbolic links, not copies: starting a stack costs nothing, and an edited mapping file is seen at once.
         """
         folder.mkdir(parents=True, exist_ok=True)
         for layer in self.layer_dirs(function):
-            for entry in layer.iterdir():
-                target = folder / entry.name
-                if target.is_symlink():
-                    target.unlink()
-                target.symlink_to(entry, target_is_directory=entry.is_dir())
+            _link_tree(layer, folder)
         return folder
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """Link ``source``'s entries into ``target`` as Lambda extracts a layer over the ones before it: a folder both
+    hold is merged (``python/`` of the library's layer and of the receiver's), anything else is the later one's."""
+    for entry in source.iterdir():
+        place = target / entry.name
+        if entry.is_dir() and place.is_dir():
+            if place.is_symlink():  # an earlier layer's folder, linked whole: becomes a folder of links to its entries
+                earlier = place.resolve()
+                place.unlink()
+                place.mkdir()
+                _link_tree(earlier, place)
+            _link_tree(entry, place)
+            continue
+        if place.is_symlink() or place.is_file():
+            place.unlink()
+        elif place.is_dir():
+            shutil.rmtree(place)
+        place.symlink_to(entry, target_is_directory=entry.is_dir())
 
 
 def _parsed_template(path: Path) -> dict[str, Any]:

@@ -34,7 +34,8 @@ def broken_template(folder: Path) -> Path:
     assert broken != source
     (code / "app.py").write_text(broken, encoding="utf-8")
     text = (ROOT / "template.yaml").read_text(encoding="utf-8")
-    for relative in ("layers/humanos/", "mappings/", "functions/dispatcher/", "functions/receiver/"):
+    kept = ("layers/humanos/", "layers/receiver/", "mappings/", "functions/dispatcher/", "functions/receiver/")
+    for relative in kept:
         text = text.replace(f"Uri: {relative}\n", f"Uri: {ROOT / relative}/\n")
     text = text.replace("CodeUri: functions/ingest/\n", f"CodeUri: {code}/\n")
     template = folder / "template.yaml"

@@ -71,10 +71,27 @@ def test_the_receiver_runs_like_the_others_with_its_own_code(template: Template)
     """python3.13 on arm64 with tracing and both layers (Globals), functions/receiver/app.lambda_handler."""
     merged = template.function(RECEIVER)
     assert (merged["Runtime"], merged["Architectures"], merged["Tracing"]) == ("python3.13", ["arm64"], "Active")
-    assert {"Ref": "HumanosLayer"} in merged["Layers"] and {"Ref": "MappingsLayer"} in merged["Layers"]
+    assert merged["Layers"] == [{"Ref": "HumanosLayer"}, {"Ref": "MappingsLayer"}, {"Ref": "ReceiverLayer"}]
     assert (merged["CodeUri"], merged["Handler"]) == ("functions/receiver/", "app.lambda_handler")
     app = template.path.parent / "functions/receiver/app.py"
     assert "def lambda_handler(" in app.read_text(encoding="utf-8")
+
+
+def test_cryptography_is_in_a_layer_of_the_receivers_alone(template: Template) -> None:
+    """layers/receiver/Makefile builds cryptography for python3.13 on arm64; no other function has the layer."""
+    layer = template.resources["ReceiverLayer"]
+    assert (layer["Metadata"]["BuildMethod"], layer["Metadata"]["BuildArchitecture"]) == ("makefile", "arm64")
+    properties = layer["Properties"]
+    assert properties["ContentUri"] == "layers/receiver/"
+    assert (properties["CompatibleRuntimes"], properties["CompatibleArchitectures"]) == (["python3.13"], ["arm64"])
+    folder = template.path.parent / "layers/receiver"
+    makefile = (folder / "Makefile").read_text(encoding="utf-8")
+    assert "build-ReceiverLayer:" in makefile and "LAYER_ARCHITECTURE ?= arm64" in makefile and "compileall" in makefile
+    assert "cryptography" in (folder / "requirements.txt").read_text(encoding="utf-8")
+    shared = (template.path.parent / "layers/humanos/requirements.txt").read_text(encoding="utf-8")
+    assert not [line for line in shared.splitlines() if line.startswith("cryptography")]
+    for function in ("IngestFunction", "DispatcherFunction"):
+        assert {"Ref": "ReceiverLayer"} not in template.function(function)["Layers"]
 
 
 def test_a_live_receiver_invocation_keeps_its_claim(template: Template) -> None:

@@ -9,11 +9,15 @@ every queue of the account) fails here.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cfn_template import as_list, policy_statements, references
 
+from humanos_bridge_local import packaging
+
+ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ("IngestFunction", "DispatcherFunction")
 #: The only AWS managed policies a function role may carry, and why: logs (every function) and X-Ray
 #: (Tracing: Active; xray:PutTraceSegments has no resource-level permissions).
@@ -118,3 +122,23 @@ def test_checkov_skips_reach_the_resources_checkov_scans(transformed: dict[str, 
     for function in FUNCTIONS:
         assert transformed["Resources"][function]["Type"] == "AWS::Lambda::Function"
         assert skipped.get(function), f"{function}: its checkov skips were lost in the transform"
+
+
+@pytest.mark.parametrize(
+    ("function", "layers"),
+    [
+        ("IngestFunction", ["HumanosLayer", "MappingsLayer"]),
+        ("DispatcherFunction", ["HumanosLayer", "MappingsLayer"]),
+        ("ReceiverFunction", ["HumanosLayer", "MappingsLayer", "ReceiverLayer"]),
+    ],
+)
+def test_sam_appends_a_functions_layers_to_the_globals_as_the_local_stack_does(
+    transformed: dict[str, Any], function: str, layers: list[str]
+) -> None:
+    """After the transform (SAM names each layer version <logical id><hash>), in the order Lambda extracts them; the
+    local stack assembles each function's /opt from the same list (``packaging.Build.layer_dirs``)."""
+    refs = [layer["Ref"] for layer in transformed["Resources"][function]["Properties"]["Layers"]]
+    assert [next(name for name in layers if ref.startswith(name)) for ref in refs] == layers
+    build = packaging.Build(Path("/built"), "x86_64", ROOT / "template.yaml")
+    built = {"HumanosLayer": Path("/built/HumanosLayer"), "ReceiverLayer": Path("/built/ReceiverLayer")}
+    assert build.layer_dirs(function) == [built.get(name, ROOT / "mappings") for name in layers]

@@ -30,6 +30,26 @@ def packaged() -> Packaged:
     return Packaged(packaging.ensure_build(), packaging.ensure_runtime_packages(), packaging.python313())
 
 
+#: Script lines setting ``strays``: the modules loaded from outside the folders given as arguments (and the standard
+#: library). /opt's folders may be links into each layer's build, as the stack merges them (``assemble_opt``):
+#: the folders and files linked from a given folder count as inside it.
+LIST_STRAYS = r"""
+import os, sys, sysconfig
+def _roots(given):
+    for path in given:
+        yield os.path.realpath(path)
+        if os.path.isdir(path):
+            yield from (os.path.realpath(os.path.join(path, entry)) for entry in os.listdir(path))
+allowed = [*_roots(sys.argv[1:]), os.path.realpath(sysconfig.get_paths()["stdlib"])]
+def _inside(path):
+    return any(path == root or path.startswith(root + os.sep) for root in allowed)
+strays = sorted(
+    name for name, module in list(sys.modules.items())
+    if getattr(module, "__file__", None) and not _inside(os.path.realpath(module.__file__))
+)
+"""
+
+
 def function_spec(
     name: str,
     opt_dir: Path,
