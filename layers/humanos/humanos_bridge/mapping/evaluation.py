@@ -16,7 +16,7 @@ Measured (the presets' expressions, each alone): ``data.object.id`` 2.0 -> 0.2 Â
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from numbers import Number
 from typing import Any
 
@@ -217,15 +217,20 @@ def _filter_projection(node: dict[str, Any], steps: list[Step], interpreter: Any
         items = base(value)
         if not isinstance(items, list):
             return None
-        collected = []
-        for item in items:
-            if not _is_false(condition(item)):
-                current = project(item)
-                if current is not None:
-                    collected.append(current)
-        return collected
+        # A generator: each item tested, then projected, in turn, as jmespath does (the same first error).
+        return _collect((item for item in items if not _is_false(condition(item))), project)
 
     return filter_projection
+
+
+def _collect(items: Iterable[Any], project: Step) -> list[Any]:
+    """Each item projected, the nulls left out: what every jmespath projection returns."""
+    collected = []
+    for item in items:
+        current = project(item)
+        if current is not None:
+            collected.append(current)
+    return collected
 
 
 def _projection(node: dict[str, Any], steps: list[Step], interpreter: Any) -> Step:
@@ -235,12 +240,7 @@ def _projection(node: dict[str, Any], steps: list[Step], interpreter: Any) -> St
         items = base(value)
         if not isinstance(items, list):
             return None
-        collected = []
-        for item in items:
-            current = project(item)
-            if current is not None:
-                collected.append(current)
-        return collected
+        return _collect(items, project)
 
     return projection
 
@@ -254,12 +254,7 @@ def _value_projection(node: dict[str, Any], steps: list[Step], interpreter: Any)
             items = found.values()
         except AttributeError:
             return None
-        collected = []
-        for item in items:
-            current = project(item)
-            if current is not None:
-                collected.append(current)
-        return collected
+        return _collect(items, project)
 
     return value_projection
 
