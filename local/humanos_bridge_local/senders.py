@@ -116,6 +116,17 @@ def signed_headers(
     return sent
 
 
+def parse_headers(given: list[str]) -> dict[str, str]:
+    """``--header 'Name: value'`` options; ConfigError for one without a colon or a name."""
+    headers = {}
+    for text in given:
+        name, colon, value = text.partition(":")
+        if not colon or not name.strip():
+            raise ConfigError(f"--header {text!r}: write it as 'Name: value'")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
 def identity_headers(source: SourceConfig, given: Mapping[str, str]) -> dict[str, str]:
     """``given``, plus the headers ``source`` reads its event id from that ``given`` lacks, as the provider sends
     them: a fresh id each (every delivery has its own, as ``X-GitHub-Delivery`` does).

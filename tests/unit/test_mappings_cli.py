@@ -301,3 +301,13 @@ def test_preview_with_broken_mapping_lists_its_problems(tmp_path: Path, capsys: 
     path.write_text('{"version": 1}', encoding="utf-8")
     assert main(["mappings", "preview", str(path), event_path("crm-contact-created")]) == 1
     assert capsys.readouterr().err.splitlines()[0] == f"humanos-bridge: 2 problem(s) in {path}:"
+
+
+def test_preview_names_a_malformed_header_once_whatever_the_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The options are read before the source is looked for: one message, not one per source tried."""
+    path = tmp_path / "event.json"
+    path.write_text('{"type": "checkout.session.completed", "id": "evt_1"}', encoding="utf-8")
+    assert main(["mappings", "preview", BRIDGE, str(path), "--header", "broken"]) == 1
+    assert capsys.readouterr().err == "humanos-bridge: --header 'broken': write it as 'Name: value'\n"

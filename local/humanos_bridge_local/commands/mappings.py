@@ -21,7 +21,7 @@ from humanos_bridge.mapping.explain import Evaluation, RuleExplanation, explain_
 from humanos_bridge.mapping.fan_out import CONTACT_FIELDS
 from humanos_bridge.mapping.lint import warnings
 from humanos_bridge_local.cli import command_name
-from humanos_bridge_local.senders import headers_read
+from humanos_bridge_local.senders import headers_read, parse_headers
 from humanos_bridge_local.stack import ROOT
 
 PRESETS_DIR = ROOT / "mappings" / "presets"
@@ -228,12 +228,14 @@ def run_preview(args: argparse.Namespace) -> int:
     # inside, envelope() the rest, and no request headers came with it.
     envelope = open_envelope(message)
     event, fields = (envelope.event, envelope.fields) if envelope is not None else (message, None)
-    source = args.source or _infer_source(cfg, event, envelope, args.header)
+    try:
+        given = parse_headers(args.header)
+    except ConfigError as exc:
+        return _fail(exc.message)
+    source = args.source or _infer_source(cfg, event, envelope, given)
     if source is None:
         return 1
-    headers = {} if envelope is not None else _headers(args.header, cfg.source(source).headers)
-    if headers is None:
-        return 1
+    headers = {} if envelope is not None else _kept(given, cfg.source(source).headers)
     preview = Preview(cfg, source, event, headers, fields)
     try:
         requests = cfg.map_requests(source, event, headers, fields)
@@ -260,7 +262,7 @@ class Preview(NamedTuple):
     envelope: dict[str, Any] | None
 
 
-def _infer_source(cfg: MappingConfig, event: Any, envelope: Envelope | None, given: list[str]) -> str | None:
+def _infer_source(cfg: MappingConfig, event: Any, envelope: Envelope | None, given: dict[str, str]) -> str | None:
     """The source of an event previewed without ``--source``, or None (said why on stderr).
 
     As the dispatcher resolves it (the file's only source; the one whose ``match`` names the envelope's source
@@ -276,7 +278,7 @@ def _infer_source(cfg: MappingConfig, event: Any, envelope: Envelope | None, giv
         return matched
     candidates, catch_all = [], []
     for name in cfg.sources:
-        headers = {} if envelope is not None else _headers(given, cfg.source(name).headers)
+        headers = {} if envelope is not None else _kept(given, cfg.source(name).headers)
         try:
             event_type = cfg.event_type(name, event, headers, envelope.fields if envelope else None)
         except MappingError:
@@ -398,17 +400,9 @@ def _shown(value: Any, mask: bool) -> str:
     return mask_text(text) if mask else text
 
 
-def _headers(given: list[str], kept: tuple[str, ...]) -> dict[str, str] | None:
-    """``--header 'Name: value'`` options as the ingest route keeps them: the source's headers, lower-case names."""
-    headers: dict[str, str] = {}
-    for text in given:
-        name, colon, value = text.partition(":")
-        if not colon or not name.strip():
-            _fail(f"--header {text!r}: write it as 'Name: value'")
-            return None
-        if name.strip().lower() in kept:
-            headers[name.strip().lower()] = value.strip()
-    return headers
+def _kept(given: dict[str, str], kept: tuple[str, ...]) -> dict[str, str]:
+    """The ``--header`` options as the ingest route keeps them for a source: its headers, lower-case names."""
+    return {name.lower(): value for name, value in given.items() if name.lower() in kept}
 
 
 def _fail(message: str) -> int:

@@ -19,7 +19,7 @@ from humanos_bridge_local.answers import masked
 from humanos_bridge_local.aws_envelopes import VIAS, queue_message
 from humanos_bridge_local.commands.local import find_mapping
 from humanos_bridge_local.endpoints import Target, add_target_arguments, resolve_target
-from humanos_bridge_local.senders import identity_headers, sender_auth, signed_headers
+from humanos_bridge_local.senders import identity_headers, parse_headers, sender_auth, signed_headers
 from humanos_bridge_local.stack import ROOT
 
 DEFAULT_MAPPING = ROOT / "mappings" / "bridge.json"
@@ -105,17 +105,6 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         print(masked(text))
     return 0 if response.status < 400 else 1
-
-
-def parse_headers(given: list[str]) -> dict[str, str]:
-    """``--header 'Name: value'`` options; ConfigError for one without a colon or a name."""
-    headers = {}
-    for text in given:
-        name, colon, value = text.partition(":")
-        if not colon or not name.strip():
-            raise ConfigError(f"--header {text!r}: write it as 'Name: value'")
-        headers[name.strip()] = value.strip()
-    return headers
 
 
 def _enqueue(args: argparse.Namespace, body: bytes) -> int:
