@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from humanos_bridge.core.http_request import MAX_JSON_DEPTH
 from tests.support.apigw import CRM_SECRET, apigw_event
 from tests.support.ingest_env import IngestEnv, create_ingest, dispatching, ingest_mapping
 
@@ -60,7 +61,7 @@ def test_the_kept_headers_reach_the_mapping_and_the_signature_never_reaches_the_
         "x-shopify-topic": "orders/paid",
         "x-shopify-webhook-id": "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
     }
-    assert json.loads(envelope["body"]) == ORDER  # the webhook's exact body, as text
+    assert envelope["event"] == ORDER  # the webhook's body, as it came
     with dispatching(ingest) as dispatcher:
         assert ingest.bridge.deliver(dispatcher.lambda_handler).failed_ids == []
     [created] = ingest.bridge.creations()
@@ -80,3 +81,31 @@ def test_a_sender_cannot_smuggle_headers_in_its_body(ingest: IngestEnv) -> None:
     assert answer.status == 422
     assert answer.body["error"]["message"].startswith("event type: `header('X-Shopify-Topic')` found nothing")
     assert ingest.queued() == []
+
+
+def test_a_version_1_envelope_queued_before_an_upgrade_is_dispatched(ingest: IngestEnv) -> None:
+    """Until version 2, ingest escaped the body into a string; such messages, still queued or parked, keep working."""
+    v1 = {"humanosBridgeEnvelope": 1, "headers": {"x-shopify-topic": "orders/paid", "x-shopify-webhook-id": "d-1"}}
+    v1["body"] = json.dumps(ORDER)
+    attributes = {"source": {"DataType": "String", "StringValue": "shopify"}}
+    ingest.bridge.sqs.send_message(
+        QueueUrl=ingest.bridge.queue_url, MessageBody=json.dumps(v1), MessageAttributes=attributes
+    )
+    with dispatching(ingest) as dispatcher:
+        assert ingest.bridge.deliver(dispatcher.lambda_handler).failed_ids == []
+    [created] = ingest.bridge.creations()
+    assert json.loads(created.body)["name"] == "Order #1042 (delivery d-1)"
+
+
+def test_an_event_as_deep_as_ingest_allows_is_still_dispatched_inside_its_envelope(ingest: IngestEnv) -> None:
+    """The envelope nests the event one level deeper; the dispatcher's limit leaves room for it."""
+    deep: Any = "bottom"
+    for _ in range(MAX_JSON_DEPTH - 1):  # the order itself is the last level
+        deep = [deep]
+    answer = ingest.invoke(post({**ORDER, "note": deep}, HEADERS))
+    assert (answer.status, answer.body["status"]) == (202, "accepted")
+    with dispatching(ingest) as dispatcher:
+        assert ingest.bridge.deliver(dispatcher.lambda_handler).failed_ids == []
+    assert len(ingest.bridge.creations()) == 1
+    too_deep = ingest.invoke(post({**ORDER, "id": 2, "note": [deep]}, HEADERS))
+    assert too_deep.status == 400  # one more level is refused at the door, not parked later

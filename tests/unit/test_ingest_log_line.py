@@ -170,7 +170,7 @@ def test_a_refused_event_writes_a_warning_with_its_status_cause_and_reason_and_n
 def test_a_header_keeping_source_queues_the_exact_body_inside_its_envelope(
     route: tuple[IngestService, _RecordingSqs, io.StringIO],
 ) -> None:
-    """Shopify's topic and delivery id travel with its body, which is queued byte for byte as a JSON string."""
+    """Shopify's topic and delivery id travel with its body, which is queued byte for byte inside the envelope."""
     service, sqs, _ = route
     body = (SAMPLES / "shopify-orders-paid.json").read_bytes()
 
@@ -179,12 +179,10 @@ def test_a_header_keeping_source_queues_the_exact_body_inside_its_envelope(
     assert reply.status == 202
     (message,) = sqs.sent
     assert message["MessageBody"] == (
-        '{"humanosBridgeEnvelope":1,"headers":{"x-shopify-topic":"orders/paid",'
-        '"x-shopify-webhook-id":"b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"},"body":'
-        + json.dumps(body.decode(), ensure_ascii=False)
-        + "}"
+        '{"humanosBridgeEnvelope":2,"headers":{"x-shopify-topic":"orders/paid",'
+        '"x-shopify-webhook-id":"b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"},"event":' + body.decode() + "}"
     )
-    assert json.loads(message["MessageBody"])["body"].encode() == body
+    assert json.loads(message["MessageBody"])["event"] == json.loads(body)
     assert message["MessageAttributes"]["source"] == {"DataType": "String", "StringValue": "shopify"}
     assert message["MessageAttributes"]["receivedAt"] == {
         "DataType": "String",

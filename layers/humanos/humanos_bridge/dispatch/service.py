@@ -220,7 +220,7 @@ class Dispatcher:
         wrapped = unwrap_event(body)
         if wrapped is None:  # sent to the queue directly: no request, so no headers
             return body, {}
-        return wire.loads(wrapped[0]), wrapped[1]
+        return wrapped
 
     def _identity(
         self, source: str, body: Any, headers: dict[str, str], envelope: dict[str, Any] | None
