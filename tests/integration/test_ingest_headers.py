@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from humanos_bridge.core.http_request import MAX_JSON_DEPTH
+from humanos_bridge_local.cli import main
+from humanos_bridge_local.sandbox import Fault
 from tests.support.apigw import CRM_SECRET, apigw_event
 from tests.support.ingest_env import IngestEnv, create_ingest, dispatching, ingest_mapping
 
@@ -109,3 +111,27 @@ def test_an_event_as_deep_as_ingest_allows_is_still_dispatched_inside_its_envelo
     assert len(ingest.bridge.creations()) == 1
     too_deep = ingest.invoke(post({**ORDER, "id": 2, "note": [deep]}, HEADERS))
     assert too_deep.status == 400  # one more level is refused at the door, not parked later
+
+
+def test_an_enveloped_event_parked_by_a_refusal_keeps_its_headers_through_a_redrive(
+    ingest: IngestEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Humanos refuses (400): the dispatcher parks the envelope as it was queued; `dlq redrive` puts it back, and
+    once Humanos accepts, the request is made with the headers the webhook brought."""
+    bridge = ingest.bridge
+    assert ingest.invoke(post(ORDER, HEADERS)).status == 202
+    bridge.sandbox.inject(Fault.status(400), times=1)
+    with dispatching(ingest) as dispatcher:
+        bridge.deliver(dispatcher.lambda_handler)
+        [parked] = bridge.dead_letters()
+        assert json.loads(parked["Body"])["humanosBridgeEnvelope"] == 2
+        assert parked["MessageAttributes"]["errorCode"]["StringValue"] == "humanos_rejected"
+        bridge.sqs.change_message_visibility(
+            QueueUrl=bridge.dlq_url, ReceiptHandle=parked["ReceiptHandle"], VisibilityTimeout=0
+        )
+        argv = ["--queue-url", bridge.queue_url, "--dlq-url", bridge.dlq_url, "--region", "eu-west-1"]
+        assert main(["dlq", "redrive", "--all", *argv]) == 0
+        assert "redriven 1/1: " in capsys.readouterr().out
+        assert bridge.deliver(dispatcher.lambda_handler).failed_ids == []
+    [created] = bridge.creations()
+    assert json.loads(created.body)["name"] == "Order #1042 (delivery b54557e4-bdd9-4b37-8a5f-bf7d70bcd043)"
