@@ -129,14 +129,26 @@ def _interleaved_best(cases: dict[str, Callable[[], Any]], calls: int, rounds: i
 
 
 def _presets(
-    secretsmanager: Any, queue_url: str, logger: Logger, crm: dict[str, Any], baseline: Callable[[], Any]
+    secretsmanager: Any,
+    queue_url: str,
+    dlq_url: str,
+    logger: Logger,
+    crm: dict[str, Any],
+    baseline: Callable[[], Any],
 ) -> dict[str, Any]:
     """``accept_event`` per sender preset, on its sample: the function's own cost per accepted event."""
     mapping = parse_mapping(_preset_mapping(crm), file="presets (bench)")
     secret = {scheme: [f"bench-{scheme}-secret"] for scheme in PRESET_CASES}
     arn = secretsmanager.create_secret(Name="preset-senders", SecretString=json.dumps(secret))["ARN"]
     secrets = SenderSecrets(arn, ttl_seconds=3600, boto3_client=secretsmanager)
-    service = IngestService(mapping, _CountingSqs(), queue_url=queue_url, sender_secrets=secrets, logger=logger)
+    service = IngestService(
+        mapping,
+        _CountingSqs(),
+        queue_url=queue_url,
+        dead_letter_queue_url=dlq_url,
+        sender_secrets=secrets,
+        logger=logger,
+    )
     cases: dict[str, Callable[[], Any]] = {"humanos_hmac": baseline}
     requests: dict[str, int] = {}
     for scheme in PRESET_CASES:
@@ -199,12 +211,20 @@ def run() -> dict[str, Any]:
         secret = {"crm": [CRM_SECRET], "shop-webhooks": [SHOP_SECRET]}
         arn = secretsmanager.create_secret(Name="senders", SecretString=json.dumps(secret))["ARN"]
         queue_url = sqs.create_queue(QueueName="requests")["QueueUrl"]
+        dlq_url = sqs.create_queue(QueueName="dead-letters")["QueueUrl"]  # the provider sources park there
         secrets = SenderSecrets(arn, ttl_seconds=3600, boto3_client=secretsmanager)
         logger = bridge_logger(service="bench-ingest", stream=devnull)
         standin = _CountingSqs()
 
         def service(client: Any) -> IngestService:
-            return IngestService(mapping, client, queue_url=queue_url, sender_secrets=secrets, logger=logger)
+            return IngestService(
+                mapping,
+                client,
+                queue_url=queue_url,
+                dead_letter_queue_url=dlq_url,
+                sender_secrets=secrets,
+                logger=logger,
+            )
 
         fast, real = service(standin), service(sqs)
         crm = _request("post-event-crm-humanos-hmac", "humanos-hmac")
@@ -217,7 +237,12 @@ def run() -> dict[str, Any]:
         moto_s = best_per_call(lambda: real.accept_event("crm", crm), 100, rounds=3)
         fetches = secrets.fetch_count
         presets = _presets(
-            secretsmanager, queue_url, logger, document["sources"]["crm"], lambda: fast.accept_event("crm", crm)
+            secretsmanager,
+            queue_url,
+            dlq_url,
+            logger,
+            document["sources"]["crm"],
+            lambda: fast.accept_event("crm", crm),
         )
     finally:
         devnull.close()

@@ -180,9 +180,16 @@ def test_function_gets_every_variable_it_needs(template: Template, function: str
 
 
 def test_ingest_does_not_get_the_dispatchers_variables(template: Template) -> None:
-    """Ingest never writes to the DLQ nor scales with the event source; giving it those names would invite misuse."""
-    extra = {"DEAD_LETTER_QUEUE_URL", "DISPATCHER_MAX_CONCURRENCY"} & set(template.environment("IngestFunction"))
+    """Ingest does not scale with the event source; giving it that name would invite misuse."""
+    extra = {"DISPATCHER_MAX_CONCURRENCY"} & set(template.environment("IngestFunction"))
     assert not extra, f"IngestFunction: remove {sorted(extra)}; only the dispatcher uses them"
+
+
+def test_ingest_parks_in_the_dispatchers_dead_letter_queue(template: Template) -> None:
+    """A provider's event that its mapping refuses is parked where the dispatcher parks (unmappable: "park"), so
+    `dlq list` and `dlq redrive` see both."""
+    assert template.environment("IngestFunction")["DEAD_LETTER_QUEUE_URL"] == {"Ref": "DeadLetterQueue"}
+    assert template.environment("DispatcherFunction")["DEAD_LETTER_QUEUE_URL"] == {"Ref": "DeadLetterQueue"}
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)

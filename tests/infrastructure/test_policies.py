@@ -14,6 +14,7 @@ IDEMPOTENCY_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateI
 ALLOWED_TARGETS = {
     "IngestFunction": {
         "RequestQueue",
+        "DeadLetterQueue",
         "SenderSecret",
         "ExistingSenderSecretArn",
         "HumanosSecret",
@@ -67,6 +68,7 @@ def test_policies_name_only_the_functions_own_resources(template: Template, func
     ("function", "grant"),
     [
         ("IngestFunction", ("SQSSendMessagePolicy", "RequestQueue")),
+        ("IngestFunction", ("SQSSendMessagePolicy", "DeadLetterQueue")),
         ("IngestFunction", ("AWSSecretsManagerGetSecretValuePolicy", "SenderSecret")),
         ("IngestFunction", ("AWSSecretsManagerGetSecretValuePolicy", "ExistingSenderSecretArn")),
         ("IngestFunction", ("AWSSecretsManagerGetSecretValuePolicy", "HumanosSecret")),

@@ -24,7 +24,7 @@ FUNCTIONS = ("IngestFunction", "DispatcherFunction")
 ALLOWED_MANAGED_POLICIES = {"service-role/AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess"}
 #: The SQS actions each function's role may hold, by queue.
 SQS_GRANTS = {
-    "IngestFunction": {("sqs:SendMessage*", "RequestQueue")},
+    "IngestFunction": {("sqs:SendMessage*", "RequestQueue"), ("sqs:SendMessage*", "DeadLetterQueue")},
     "DispatcherFunction": {
         ("sqs:ReceiveMessage", "RequestQueue"),
         ("sqs:DeleteMessage", "RequestQueue"),
@@ -89,7 +89,8 @@ def test_no_inline_statement_grants_a_wildcard_resource(transformed: dict[str, A
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_sqs_actions_reach_only_the_functions_own_queues(transformed: dict[str, Any], function: str) -> None:
     """The dispatcher polls and backs off on RequestQueue and sends to DeadLetterQueue; ingest sends to
-    RequestQueue; nothing else, as README.md's permissions section says."""
+    RequestQueue and, parking a provider's event its mapping refuses, to DeadLetterQueue; nothing else, as
+    README.md's permissions section says."""
     granted = set()
     for statement in _statements(_role(transformed, function)):
         for action in as_list(statement["Action"]):

@@ -375,6 +375,20 @@ def test_a_source_without_authentication_stops_the_function_from_starting(
     )
 
 
+def test_a_source_that_parks_without_a_dead_letter_queue_stops_the_function_from_starting(
+    ingest: IngestEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bridge.json's stripe and shopify sources park what their mapping refuses: they need DEAD_LETTER_QUEUE_URL."""
+    monkeypatch.delenv("DEAD_LETTER_QUEUE_URL")
+    app.service.cache_clear()
+    with pytest.raises(ConfigError) as caught:
+        ingest.invoke(load_apigw("get-health"))
+    assert str(caught.value) == (
+        'missing configuration: source(s) stripe, shopify park the events their mapping refuses (unmappable: "park"); '
+        "set DEAD_LETTER_QUEUE_URL (the template sets it on deploy)"
+    )
+
+
 # --- logs and metrics ----------------------------------------------------------------------------
 
 

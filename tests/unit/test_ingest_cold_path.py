@@ -23,6 +23,7 @@ LAZY = ("humanos_bridge.core.exactly_once", "humanos_bridge.core.client",
         "aws_lambda_powertools.utilities.idempotency")
 settings = Settings(
     mapping_file=sys.argv[1], request_queue_url="https://sqs.eu-west-1.amazonaws.com/123456789012/q",
+    dead_letter_queue_url="https://sqs.eu-west-1.amazonaws.com/123456789012/dlq",
     sender_secret_id="senders", humanos_secret_id="humanos", idempotency_table="idempotency",
     humanos_base_url="https://humanos.example",
 )

@@ -83,7 +83,13 @@ def route() -> tuple[IngestService, _RecordingSqs, io.StringIO]:
     logger = bridge_logger(service="unit-test-ingest-log-line", stream=stream)
     logger.registered_handler.setStream(stream)  # a Logger of this service built by an earlier test keeps its handler
     service = IngestService(
-        _mapping(), sqs, queue_url=QUEUE_URL, sender_secrets=secrets, logger=logger, clock=lambda: NOW
+        _mapping(),
+        sqs,
+        queue_url=QUEUE_URL,
+        dead_letter_queue_url=QUEUE_URL + "-dead-letters",
+        sender_secrets=secrets,
+        logger=logger,
+        clock=lambda: NOW,
     )
     return service, sqs, stream
 

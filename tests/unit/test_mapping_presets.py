@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from humanos_bridge.core import wire
-from humanos_bridge.core.errors import EventIgnored, MappingError
+from humanos_bridge.core.errors import EventIgnored, InvalidBodyError, MappingError
 from humanos_bridge.mapping import MappedRequest, MappingConfig, content_hash, load_mapping
 from humanos_bridge.mapping.lint import warnings
 
@@ -226,6 +226,15 @@ def test_shopify_contact_falls_back_to_the_customer_then_the_phone() -> None:
     assert mapped("shopify-orders-paid.json", event).body["contacts"] == ["ana.customer@example.com"]
     event["customer"]["email"] = None
     assert mapped("shopify-orders-paid.json", event).body["contacts"] == ["+351912345678"]
+
+
+def test_shopify_order_without_a_contact_is_refused_by_the_mapping_and_parked_by_its_source() -> None:
+    """events/business/shopify-order-paid-no-contact.json (the demo's parked step): no e-mail or phone where the
+    preset looks, so no body; the source parks it (the shopify preset's default) instead of answering 422."""
+    event = json.loads((SAMPLES.parent / "shopify-order-paid-no-contact.json").read_text(encoding="utf-8"))
+    with pytest.raises(InvalidBodyError, match=r"^body\.contacts: is empty"):
+        mapped("shopify-orders-paid.json", event)
+    assert preset("shopify-orders-paid.json").source("shopify").unmappable == "park"
 
 
 def test_shopify_event_id_is_the_delivery_and_the_key_is_the_order() -> None:

@@ -154,7 +154,7 @@ def test_missing_top_level_keys_are_all_reported() -> None:
             with_source(colour="red"),
             [
                 "m.json: sources.crm.colour: unknown key; valid keys: eventType, eventId, eventIdDefault, unmatched, "
-                "auth, headers, match, messageGroupId, onOtpFailed, rules, description"
+                "unmappable, auth, headers, match, messageGroupId, onOtpFailed, rules, description"
             ],
         ),
         (
@@ -509,3 +509,28 @@ def test_cached_load_parses_once_per_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         load_mapping_cached(str(path))
     load_mapping_cached.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("auth", "unmappable", "expected"),
+    [
+        ({"scheme": "humanos-hmac"}, None, "refuse"),  # a sender the user controls reads the 422
+        ({"scheme": "hmac", "signatureHeader": "X-Sig"}, None, "refuse"),
+        ({"scheme": "stripe"}, None, "park"),  # a provider retries, then drops the event (or the subscription)
+        ({"scheme": "shopify"}, None, "park"),
+        ({"scheme": "hubspot-v3"}, None, "park"),
+        ({"scheme": "shopify"}, "refuse", "refuse"),
+        ({"scheme": "humanos-hmac"}, "park", "park"),
+    ],
+)
+def test_unmappable_defaults_to_park_for_a_provider_and_to_refuse_for_any_other_sender(
+    auth: dict[str, Any], unmappable: str | None, expected: str
+) -> None:
+    changes: dict[str, Any] = {"auth": auth} if unmappable is None else {"auth": auth, "unmappable": unmappable}
+    assert parse_mapping(with_source(**changes), file="m.json").source("crm").unmappable == expected
+
+
+def test_unmappable_takes_refuse_or_park() -> None:
+    assert errors_of(with_source(unmappable="drop")) == [
+        """m.json: sources.crm.unmappable: must be "refuse" or "park", got 'drop'"""
+    ]

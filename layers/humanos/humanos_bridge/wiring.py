@@ -186,6 +186,7 @@ def ingest_service(
         mapping,
         session.client("sqs"),
         queue_url=settings.request_queue_url,
+        dead_letter_queue_url=settings.dead_letter_queue_url,
         sender_secrets=sender_secrets,
         build_sender=build_sender,
         tolerance=settings.signature_tolerance_seconds,

@@ -93,10 +93,11 @@ class Step:
 
     @property
     def answer_word(self) -> str:
+        """The answer's status (``accepted``, ``parked``...), else its error code."""
+        if self.answer.get("status"):
+            return str(self.answer["status"])
         error = self.answer.get("error")
-        if isinstance(error, dict):
-            return str(error.get("code"))
-        return str(self.answer.get("status", "-"))
+        return str(error.get("code")) if isinstance(error, dict) else "-"
 
     @property
     def requests_created(self) -> int:
@@ -420,6 +421,9 @@ def print_summary(steps: list[Step], depths: dict[str, int], created: int, drain
         say(mask_text(f"                {step.http} {error.get('code')}: {error.get('message')}"))
     say(f"  in the DLQ    {depths['dead_letters']}")
     for step in steps:
+        if step.answer.get("status") == "parked":  # parked by ingest: the mapping refused a provider's event
+            error = step.answer.get("error", {})
+            say(mask_text(f"                {step.event_id}: {error.get('code')}: {error.get('message')}"))
         if step.dispatch == "parked":
             say(mask_text(f"                {step.event_id}: {step.dispatch_reason}"))
     state = "" if drained else " (not drained)"

@@ -15,7 +15,10 @@ Each inbound request passes the same checks, cheapest first, and the first that 
    ignores answer 202 ``"ignored"`` on both routes and are neither queued nor sent.
 
 Then ``POST /events/{source}`` queues the raw body with its attributes (202 ``"accepted"``; a failed
-send answers 503, so the sender retries and nothing is half-accepted), and ``POST /requests/{source}``
+send answers 503, so the sender retries and nothing is half-accepted). A source whose ``unmappable`` is
+``"park"`` (a provider's preset: a provider cannot act on a 422, see ``providers.default_unmappable``) has an
+event its mapping refuses put in the dead-letter queue with the reason instead, as the dispatcher parks one
+(202 ``"parked"``), to be redriven once the mapping is fixed. ``POST /requests/{source}``
 sends it through :class:`ExactlyOnce` at once: 201 when this call created the request, 200 with
 the same request when the event already has one (a retry, or the dispatcher got there first).
 
@@ -35,6 +38,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from humanos_bridge import __version__
 from humanos_bridge.core.errors import (
+    BridgeError,
     ConfigError,
     EventIgnored,
     MappingError,
@@ -52,12 +56,13 @@ from humanos_bridge.core.http_request import (
     parse_json,
 )
 from humanos_bridge.core.masking import mask_text, safe_id
-from humanos_bridge.core.outcomes import HttpOutcome, Reply, http_outcome
+from humanos_bridge.core.outcomes import HttpOutcome, Reply, classify_failure, http_outcome
 from humanos_bridge.core.queue_messages import (
     ATTR_EVENT_ID,
     ATTR_RECEIVED_AT,
     ATTR_SOURCE,
     ATTR_TRACE_ID,
+    QueuedEvent,
     is_fifo,
     string_attributes,
     wrap_event,
@@ -66,6 +71,7 @@ from humanos_bridge.core.replays import EVENTS, REQUESTS, Claim, ReplayGuard
 from humanos_bridge.core.sender_auth import DEFAULT_TOLERANCE_SECONDS, RequestTarget, SenderVerifier, verifier_for
 from humanos_bridge.ingest.sender_secrets import SenderSecrets
 from humanos_bridge.mapping import AuthConfig, MappedRequest, MappingConfig, SourceConfig
+from humanos_bridge.mapping.model import PARK
 
 if TYPE_CHECKING:
     from humanos_bridge.core.exactly_once import ExactlyOnce
@@ -75,15 +81,25 @@ MAX_MESSAGE_BYTES = 256 * 1024
 #: Distinct secret sets whose verifiers are kept; rotations add one each, so this is never reached.
 _MAX_VERIFIERS = 64
 
-ACCEPTED, IGNORED, CREATED, EXISTING, REJECTED, FAILED, REPLAYED = (
+ACCEPTED, IGNORED, PARKED, CREATED, EXISTING, REJECTED, FAILED, REPLAYED = (
     "accepted",
     "ignored",
+    "parked",
     "created",
     "existing",
     "rejected",
     "failed",
     "replayed",
 )
+#: Outcomes that answered the sender 2xx: a copy of the delivery gets the same answer (``replays``).
+_ANSWERED = (ACCEPTED, IGNORED, PARKED, CREATED, EXISTING)
+
+
+class DeadLetterUnavailable(BridgeError):
+    """An event to park could not be put in the dead-letter queue: 503, the sender retries, nothing is kept."""
+
+    code = "dead_letter_unavailable"
+    retryable = True
 
 
 class _Trail:
@@ -116,7 +132,8 @@ class IngestService:
     mapping
         The loaded mapping. Every source must name a sender authentication scheme (ConfigError otherwise).
     sqs
-        An SQS client; ``queue_url`` is where accepted events go.
+        An SQS client; ``queue_url`` is where accepted events go, ``dead_letter_queue_url`` where the events of an
+        ``unmappable: "park"`` source go that its mapping refuses (required when a source parks).
     sender_secrets
         The sender secrets per ``auth.secretKey``.
     sender, build_sender
@@ -134,6 +151,7 @@ class IngestService:
         sqs: Any,
         *,
         queue_url: str,
+        dead_letter_queue_url: str | None = None,
         sender_secrets: SenderSecrets,
         sender: ExactlyOnce | None = None,
         build_sender: Callable[[], ExactlyOnce] | None = None,
@@ -148,9 +166,16 @@ class IngestService:
         refuse_unauthenticated_sources(mapping)
         if not queue_url:
             raise ConfigError("missing configuration: set REQUEST_QUEUE_URL (the template sets it on deploy)")
+        parking = [name for name in mapping.sources if mapping.source(name).unmappable == PARK]
+        if parking and not dead_letter_queue_url:
+            raise ConfigError(
+                f"missing configuration: source(s) {', '.join(parking)} park the events their mapping refuses "
+                '(unmappable: "park"); set DEAD_LETTER_QUEUE_URL (the template sets it on deploy)'
+            )
         self.mapping = mapping
         self.sqs = sqs
         self.queue_url = queue_url
+        self.dead_letter_queue_url = dead_letter_queue_url
         self.sender_secrets = sender_secrets
         self.sender = sender
         self._build_sender = build_sender
@@ -169,7 +194,12 @@ class IngestService:
         """``POST /events/{source}``: verify, map (dry run) and queue; 202 ``accepted`` or ``ignored``."""
         trail = _Trail(EVENTS, source, time.perf_counter())
         try:
-            admitted = self._admit_and_map(source, request, trail)
+            try:
+                admitted = self._admit_and_map(source, request, trail)
+            except MappingError as refused:
+                if isinstance(refused, UnknownSourceError) or self.mapping.source(source).unmappable != PARK:
+                    raise
+                return self._park(source, request, trail, refused)
             if admitted is None:
                 return self._ignored(trail)
             requests = admitted.requests
@@ -305,20 +335,27 @@ class IngestService:
 
     # -- effects ----------------------------------------------------------------------------------
 
-    def _enqueue(self, source: str, request: InboundRequest, mapped: MappedRequest, admitted: _Admitted) -> None:
+    def _message(
+        self, source: str, request: InboundRequest, event_id: str | None, headers: dict[str, str]
+    ) -> tuple[str, dict[str, dict[str, str]]]:
+        """The queue message of an event: its body (in an envelope with ``headers`` when the source keeps
+        headers) and its attributes."""
         attributes = string_attributes(
             {
                 ATTR_SOURCE: source,
                 # Shown by `dlq list`, never a key: SQS refuses some characters a sender's id could hold.
-                ATTR_EVENT_ID: safe_id(mapped.event_id),
+                ATTR_EVENT_ID: safe_id(event_id),
                 ATTR_RECEIVED_AT: datetime.fromtimestamp(self._clock(), UTC)
                 .isoformat(timespec="milliseconds")
                 .replace("+00:00", "Z"),
                 ATTR_TRACE_ID: request.trace_id[:256],
             }
         )
-        config = self.mapping.source(source)
-        body = wrap_event(request.body, admitted.headers) if config.headers else request.body.decode()
+        body = wrap_event(request.body, headers) if self.mapping.source(source).headers else request.body.decode()
+        return body, attributes
+
+    def _enqueue(self, source: str, request: InboundRequest, mapped: MappedRequest, admitted: _Admitted) -> None:
+        body, attributes = self._message(source, request, mapped.event_id, admitted.headers)
         size = len(body.encode()) + sum(
             len(name.encode()) + len(value["DataType"]) + len(value["StringValue"].encode())
             for name, value in attributes.items()
@@ -336,6 +373,37 @@ class IngestService:
             fifo = {"MessageGroupId": admitted.group, "MessageDeduplicationId": mapped.idempotency_key}
         self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body, MessageAttributes=attributes, **fifo)
 
+    def _park(self, source: str, request: InboundRequest, trail: _Trail, refused: MappingError) -> Reply:
+        """Put an event its mapping refuses in the dead-letter queue, as the dispatcher parks one: 202 ``parked``.
+
+        The message is the one the event would have been queued as, with the reason added; ``dlq redrive`` sends
+        it to the request queue once the mapping is fixed. A failure to park answers 503 (the sender retries).
+        """
+        from humanos_bridge.dispatch.dead_letters import Parcel, park  # only on this path: not at cold start
+
+        assert self.dead_letter_queue_url is not None  # checked at construction
+        body, attributes = self._message(
+            source, request, trail.event_id, kept_headers(self.mapping.source(source), request)
+        )
+        message = QueuedEvent(
+            message_id=f"ingest-{request.request_id}",
+            receipt_handle="",
+            body=body,
+            attributes={name: value["StringValue"] for name, value in attributes.items()},
+            receive_count=0,
+            sent_at_ms=int(self._clock() * 1000),
+            group_id=None,
+            queue_arn="",
+        )
+        parcel = Parcel(message, classify_failure(refused), source, trail.event_id)
+        if park(self.sqs, self.dead_letter_queue_url, [parcel]):
+            raise DeadLetterUnavailable(
+                "the event could not be put in the dead-letter queue; the sender should retry"
+            ) from refused
+        outcome = http_outcome(refused)
+        trail.outcome, trail.failure = PARKED, outcome
+        return Reply(202, {"eventId": safe_id(trail.event_id), "status": PARKED, **outcome.body})
+
     def _ignored(self, trail: _Trail) -> Reply:
         trail.outcome = IGNORED
         return Reply(202, {"eventId": safe_id(trail.event_id), "status": IGNORED})
@@ -348,7 +416,7 @@ class IngestService:
 
     def _settle(self, trail: _Trail) -> None:
         if self.replays is not None and trail.claim is not None:
-            succeeded = trail.outcome in (ACCEPTED, IGNORED, CREATED, EXISTING)
+            succeeded = trail.outcome in _ANSWERED
             shown_id = safe_id(trail.event_id)  # what the answer showed: a replay gets the same
             self.replays.settle(trail.claim, succeeded=succeeded, event_id=shown_id, status=trail.outcome)
 
@@ -371,8 +439,10 @@ class IngestService:
         if trail.request_id:
             fields["requestId"] = trail.request_id
         failure = trail.failure
-        if failure is not None:
-            fields.update(status=failure.status, cause=failure.code, reason=failure.reason)
+        if failure is not None:  # refused; or parked (answered 202), with why the mapping refused it
+            fields.update(cause=failure.code, reason=failure.reason)
+            if trail.outcome != PARKED:
+                fields["status"] = failure.status
             level = "error" if failure.status >= 500 else "warning"
         else:
             level = "info"
@@ -395,6 +465,8 @@ class IngestService:
             add(name="EventsIgnored", unit=MetricUnit.Count, value=1)
         elif trail.outcome == REPLAYED:
             add(name="EventsReplayed", unit=MetricUnit.Count, value=1)
+        elif trail.outcome == PARKED:  # the dead-letter queue's own alarms see the message
+            add(name="EventsParked", unit=MetricUnit.Count, value=1)
         elif trail.failure is not None:
             # The total (service dimension only) feeds the template's alarm; the cause goes on a
             # separate metric so its dimension stays a small fixed set of codes.

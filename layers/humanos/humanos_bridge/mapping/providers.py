@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 from humanos_bridge.core.sender_auth import GITHUB, HUBSPOT_V3, SHOPIFY, STRIPE, TYPEFORM
 from humanos_bridge.mapping.expressions import compile_expression, header_names
+from humanos_bridge.mapping.model import PARK, REFUSE, AuthConfig
 
 CONTENT_HASH = "content-hash"
 
@@ -101,6 +102,19 @@ def with_provider_identity(raw: dict[str, Any]) -> dict[str, Any]:
         kept = {name.lower() for name in listed if isinstance(name, str)}
         filled["headers"] = [*listed, *(name for name in needed if name.lower() not in kept)]
     return filled
+
+
+def default_unmappable(auth: AuthConfig | None) -> str:
+    """PARK for a provider's preset, REFUSE for every other sender: what ``/events`` does with an unmappable event.
+
+    A provider cannot act on a 422: it retries the same event, which fails the same way, and then gives up
+    (Shopify, after 8 failed deliveries over 4 hours, deletes a subscription made through its Admin API;
+    Stripe disables an endpoint that keeps failing). The event would be lost, and with a deleted subscription
+    every later one too. Parked, it waits in the dead-letter queue with its reason for a fixed mapping and a
+    redrive. A sender the user controls (humanos-hmac, standard-webhooks, hmac, static credentials) gets the 422
+    and its reason, and can fix the event it sent.
+    """
+    return PARK if auth is not None and auth.scheme in IDENTITIES else REFUSE
 
 
 def item_id(scheme: str, item: Any) -> str | None:

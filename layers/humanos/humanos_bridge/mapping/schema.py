@@ -38,6 +38,7 @@ from humanos_bridge.mapping.model import (
     OTP_FAILED_ACTIONS,
     OTP_NONE,
     OTP_RESEND,
+    UNMAPPABLE_CHOICES,
     UNMATCHED_CHOICES,
     AuthConfig,
     OtpFailedPolicy,
@@ -45,7 +46,7 @@ from humanos_bridge.mapping.model import (
     SourceConfig,
     SourceMatch,
 )
-from humanos_bridge.mapping.providers import with_provider_identity
+from humanos_bridge.mapping.providers import default_unmappable, with_provider_identity
 from humanos_bridge.mapping.templates import (
     EXPRESSION_PREFIX,
     Arr,
@@ -67,6 +68,7 @@ SOURCE_KEYS: tuple[str, ...] = (
     "eventId",
     "eventIdDefault",
     "unmatched",
+    "unmappable",
     "auth",
     "headers",
     "match",
@@ -303,6 +305,7 @@ def _source(name: str, raw: Any, api_version: str | None, problems: _Problems) -
         )
     unmatched = _choice(raw, "unmatched", UNMATCHED_CHOICES, "reject", path, problems)
     auth = _auth(raw.get("auth"), name, child_path(path, "auth"), problems)
+    unmappable = _choice(raw, "unmappable", UNMAPPABLE_CHOICES, default_unmappable(auth), path, problems)
     headers = _headers(raw.get("headers", []), child_path(path, "headers"), problems)
     match = _match(raw.get("match"), child_path(path, "match"), problems)
     message_group_id = _expression_field(raw, "messageGroupId", path, problems, required=False)
@@ -330,6 +333,7 @@ def _source(name: str, raw: Any, api_version: str | None, problems: _Problems) -
         match=match,
         message_group_id=message_group_id,
         on_otp_failed=on_otp_failed,
+        unmappable=str(unmappable),
     )
 
 
