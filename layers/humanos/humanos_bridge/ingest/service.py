@@ -28,6 +28,7 @@ Every failure becomes its answer through ``outcomes.http_outcome``, the one tabl
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -386,7 +387,8 @@ class IngestService:
             source, request, trail.event_id, kept_headers(self.mapping.source(source), request)
         )
         message = QueuedEvent(
-            message_id=f"ingest-{request.request_id}",
+            # Its originalMessageId, and a FIFO dead-letter queue's deduplication id: unique per request.
+            message_id=f"ingest-{request.request_id or uuid.uuid4()}",
             receipt_handle="",
             body=body,
             attributes={name: value["StringValue"] for name, value in attributes.items()},
