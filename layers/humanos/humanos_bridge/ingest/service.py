@@ -192,7 +192,7 @@ class IngestService:
     # -- routes -----------------------------------------------------------------------------------
 
     def accept_event(self, source: str, request: InboundRequest) -> Reply:
-        """``POST /events/{source}``: verify, map (dry run) and queue; 202 ``accepted`` or ``ignored``."""
+        """``POST /events/{source}``: verify, map (dry run) and queue; 202 ``accepted``, ``ignored`` or ``parked``."""
         trail = _Trail(EVENTS, source, time.perf_counter())
         try:
             try:
