@@ -1,4 +1,4 @@
-"""Ingest figures: the handler's own cost per accepted event (verification, parsing, mapping, log line).
+"""Ingest figures: the handler's own cost per accepted event (verification, parsing, mapping or routing, log line).
 
 ``IngestService.accept_event`` runs on a real API Gateway request (``events/apigw/``), with the sender
 secret already cached (as on every warm invocation). The queue call is replaced by a **stand-in SQS
@@ -15,8 +15,11 @@ batch that makes several requests (``forEach``), so its figure is also given per
 event and the baselines are timed in interleaved rounds (each case once per round, the best round kept), so that
 a busy machine slows them alike. Beside each: ``_vs_humanos_hmac_ratio``, the preset over crm's humanos-hmac
 event; ``_vs_json_loads_ratio``, the preset over ``json.loads`` of the same sample (the least any handler of
-that payload pays); ``_mapping_share``, the part of it that is ``map_requests`` (JMESPath and body
-validation) on that event; ``_log_line_share``, one accepted event's log line (``accept_event_log_line_us``);
+that payload pays). A provider's preset parks what its mapping refuses (``unmappable: "park"``), so ingest does
+no dry run of its mapping: ``_route_share`` is the part that reads the event's type and id and picks the rule,
+``_mapped_by_dispatcher_us`` what ``map_requests`` (JMESPath and body validation) costs the dispatcher, once, and
+``_with_dry_run_us_standin_sqs`` the same preset set to ``"refuse"`` (mapped at ingest too).
+``_log_line_share``, one accepted event's log line (``accept_event_log_line_us``);
 ``_envelope_share`` (sources that keep headers), putting the body and the kept headers into the queue envelope
 (the body as it came: version 2 no longer escapes it into a string). All measured in the same run.
 """
@@ -91,16 +94,17 @@ def _request(name: str, scheme: str) -> InboundRequest:
     return InboundRequest.from_apigw_v2(event)
 
 
-def _preset_mapping(crm: dict[str, Any]) -> dict[str, Any]:
-    """One source per sender preset, named for it: its mapping preset's source, or (github) crm's rules."""
+def _preset_mapping(crm: dict[str, Any], **source_keys: Any) -> dict[str, Any]:
+    """One source per sender preset, named for it: its mapping preset's source, or (github) crm's rules; each with
+    ``source_keys`` added (``unmappable="refuse"``: the dry run at ingest that a provider's preset goes without)."""
     sources = {}
     for scheme, (file, _, _) in PRESET_CASES.items():
         if file is None:
-            sources[scheme] = {"auth": {"scheme": scheme}, "rules": crm["rules"]}
+            sources[scheme] = {"auth": {"scheme": scheme}, "rules": crm["rules"], **source_keys}
             continue
         preset = json.loads((ROOT / "mappings" / "presets" / file).read_text(encoding="utf-8"))
         (source,) = preset["sources"].values()
-        sources[scheme] = {**source, "auth": {**source["auth"], "secretKey": scheme}}
+        sources[scheme] = {**source, "auth": {**source["auth"], "secretKey": scheme}, **source_keys}
     return {"version": 1, "apiVersion": "2026-05-17", "sources": sources}
 
 
@@ -149,6 +153,8 @@ def _presets(
         sender_secrets=secrets,
         logger=logger,
     )
+    refusing = parse_mapping(_preset_mapping(crm, unmappable="refuse"), file="presets, refusing (bench)")
+    dry_run = IngestService(refusing, _CountingSqs(), queue_url=queue_url, sender_secrets=secrets, logger=logger)
     cases: dict[str, Callable[[], Any]] = {"humanos_hmac": baseline}
     requests: dict[str, int] = {}
     for scheme in PRESET_CASES:
@@ -157,11 +163,14 @@ def _presets(
         # Fails here, not inside the timing, if the preset, its sample or its signature disagree.
         reply = service.accept_event(scheme, request)
         assert (reply.status, reply.body["status"]) == (202, "accepted"), (scheme, reply)
-        requests[scheme] = int(reply.body.get("requests", 1))
+        assert dry_run.accept_event(scheme, request).status == 202, scheme
         event, headers = parse_json(request.body), kept_headers(mapping.source(scheme), request)
+        requests[scheme] = len(mapping.map_requests(scheme, event, headers))
         cases[scheme] = functools.partial(service.accept_event, scheme, request)
+        cases[f"{scheme} with dry run"] = functools.partial(dry_run.accept_event, scheme, request)
         cases[f"{scheme} json.loads"] = functools.partial(json.loads, request.body)
         cases[f"{scheme} map_requests"] = functools.partial(mapping.map_requests, scheme, event, headers)
+        cases[f"{scheme} route"] = functools.partial(mapping.route, scheme, event, headers)
         if mapping.source(scheme).headers:  # the queue message is the envelope around the body
             cases[f"{scheme} envelope"] = functools.partial(wrap_event, request.body, headers)
     # One accepted event's log line, as _report writes it (Powertools' Logger, bridge_logger's serializer).
@@ -176,7 +185,11 @@ def _presets(
         figures[f"{name}_us_standin_sqs"] = round(seconds * 1e6, 1)
         figures[f"{name}_vs_humanos_hmac_ratio"] = round(seconds / best["humanos_hmac"], 2)
         figures[f"{name}_vs_json_loads_ratio"] = round(seconds / best[f"{scheme} json.loads"], 1)
-        figures[f"{name}_mapping_share"] = round(best[f"{scheme} map_requests"] / seconds, 2)
+        # A provider's source parks what its mapping refuses, so ingest only routes the event (route_share) and
+        # the dispatcher maps it, once (mapped_by_dispatcher_us); with_dry_run: the same source set to "refuse".
+        figures[f"{name}_route_share"] = round(best[f"{scheme} route"] / seconds, 2)
+        figures[f"{name}_mapped_by_dispatcher_us"] = round(best[f"{scheme} map_requests"] * 1e6, 1)
+        figures[f"{name}_with_dry_run_us_standin_sqs"] = round(best[f"{scheme} with dry run"] * 1e6, 1)
         figures[f"{name}_log_line_share"] = round(best["log line"] / seconds, 2)
         if f"{scheme} envelope" in best:
             figures[f"{name}_envelope_share"] = round(best[f"{scheme} envelope"] / seconds, 2)

@@ -16,8 +16,10 @@ def test_demo_exits_zero_when_every_outcome_is_expected(capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert "OK: all 21 steps had the expected outcome, through the functions as sam build packages them" in out
     assert "functions: packaged by sam build (.aws-sam/local/" in out
-    assert "  in the DLQ    2\n" in out  # Humanos refused one event; the mapping refused a Shopify order (parked)
-    assert "  Shopify order, no e-mail or phone (parked)          202  parked" in out
+    # Humanos refused one event; the mapping refused a Shopify order, which the dispatcher parked (not a 422: Shopify
+    # would retry it and then delete its subscription).
+    assert "  in the DLQ    2\n" in out
+    assert "  Shopify order, no e-mail or phone (unmappable)      202  accepted       parked      ok" in out
     # The way back: an accepted and a rejected request on the bus, and nothing more (the tampered copy and the
     # replay published nothing).
     assert "  on the bus    2 events (payloads not shown)\n" in out

@@ -12,13 +12,16 @@ Each inbound request passes the same checks, cheapest first, and the first that 
    copy 409, or 503 while the first is still being handled);
 4. the body is declared JSON (415), is JSON, and nests at most ``MAX_JSON_DEPTH`` levels (400);
 5. the mapping turns it into a request (422 with the precise reason). Event types the source
-   ignores answer 202 ``"ignored"`` on both routes and are neither queued nor sent.
+   ignores answer 202 ``"ignored"`` on both routes and are neither queued nor sent. On ``/events``, a source
+   that parks what its mapping refuses (``unmappable: "park"``) is only routed here (type, id, rule); the
+   dispatcher builds its bodies, once, and parks what it refuses.
 
 Then ``POST /events/{source}`` queues the raw body with its attributes (202 ``"accepted"``; a failed
 send answers 503, so the sender retries and nothing is half-accepted). A source whose ``unmappable`` is
 ``"park"`` (a provider's preset: a provider cannot act on a 422, see ``providers.default_unmappable``) has an
-event its mapping refuses put in the dead-letter queue with the reason instead, as the dispatcher parks one
-(202 ``"parked"``), to be redriven once the mapping is fixed. ``POST /requests/{source}``
+event it cannot route (no type or id, no rule for its type) put in the dead-letter queue with the reason
+instead, as the dispatcher parks one (202 ``"parked"``), to be redriven once the mapping is fixed.
+``POST /requests/{source}``
 sends it through :class:`ExactlyOnce` at once: 201 when this call created the request, 200 with
 the same request when the event already has one (a retry, or the dispatcher got there first).
 
@@ -71,7 +74,7 @@ from humanos_bridge.core.queue_messages import (
 from humanos_bridge.core.replays import EVENTS, REQUESTS, Claim, ReplayGuard
 from humanos_bridge.core.sender_auth import DEFAULT_TOLERANCE_SECONDS, RequestTarget, SenderVerifier, verifier_for
 from humanos_bridge.ingest.sender_secrets import SenderSecrets
-from humanos_bridge.mapping import AuthConfig, MappedRequest, MappingConfig, SourceConfig
+from humanos_bridge.mapping import AuthConfig, MappedRequest, MappingConfig, SourceConfig, bound_key
 from humanos_bridge.mapping.model import PARK
 
 if TYPE_CHECKING:
@@ -203,12 +206,11 @@ class IngestService:
                 return self._park(source, request, trail, refused)
             if admitted is None:
                 return self._ignored(trail)
-            requests = admitted.requests
-            self._enqueue(source, request, requests[0], admitted)
+            self._enqueue(source, request, admitted)
             trail.outcome = ACCEPTED
-            answer: dict[str, Any] = {"eventId": safe_id(requests[0].event_id), "status": ACCEPTED}
-            if len(requests) > 1:
-                answer["requests"] = len(requests)  # a forEach rule: the dispatcher makes them all, each once
+            answer: dict[str, Any] = {"eventId": safe_id(admitted.event_id), "status": ACCEPTED}
+            if len(admitted.requests) > 1:
+                answer["requests"] = len(admitted.requests)  # forEach: the dispatcher makes them all, each once
             return Reply(202, answer)
         except ReplayOfAnswered as first:  # a copy (a sender's retry after a lost answer): the first answer again
             trail.event_id, trail.outcome = first.event_id, REPLAYED
@@ -271,7 +273,7 @@ class IngestService:
     # -- the checks, in order ---------------------------------------------------------------------
 
     def _admit_and_map(self, source: str, request: InboundRequest, trail: _Trail) -> _Admitted | None:
-        """Run checks 1-5; the mapped requests (and FIFO group), or None when the source ignores this event."""
+        """Run checks 1-5; the event as admitted (mapped, or routed only), or None when the source ignores it."""
         if source not in self.mapping.sources:
             raise UnknownSourceError(
                 f"unknown source {mask_text(source[:64])!r}; POST to /events/<source> with a configured source"
@@ -282,9 +284,17 @@ class IngestService:
         self._authenticate(source, request, trail)
         check_json_media_type(request.headers)
         event = parse_json(request.body, max_depth=self.max_depth)
-        headers = kept_headers(self.mapping.source(source), request)
+        config = self.mapping.source(source)
+        headers = kept_headers(config, request)
+        requests: tuple[MappedRequest, ...] = ()
         try:
-            requests = self.mapping.map_requests(source, event, headers)
+            if config.unmappable == PARK and trail.route == EVENTS:
+                # Where a refusal is parked anyway, a dry run answers the sender nothing new: the dispatcher maps
+                # the event, once, and parks what it refuses. Here only what decides the answer: type, id, rule.
+                event_type, event_id, _ = self.mapping.route(source, event, headers)
+            else:
+                requests = self.mapping.map_requests(source, event, headers)
+                event_type, event_id = requests[0].event_type, requests[0].event_id
         except (EventIgnored, MappingError) as exc:
             # Read apart from the mapping, so that an ignored or refused event's log line says which it was.
             trail.event_type, trail.event_id = self._identity(source, event, headers)
@@ -292,10 +302,12 @@ class IngestService:
                 raise
             self._correlate(trail.event_id)
             return None
-        trail.event_type, trail.event_id = requests[0].event_type, requests[0].event_id
-        self._correlate(requests[0].event_id)
+        trail.event_type, trail.event_id = event_type, event_id
+        self._correlate(event_id)
         group = self.mapping.message_group(source, event, headers) if is_fifo(self.queue_url) else None
-        return _Admitted(requests, group, headers)
+        # FIFO: a sender's retry within 5 minutes is one message (the idempotency table covers the rest of time).
+        dedup_id = requests[0].idempotency_key if requests else bound_key(f"{source}:{event_id}")
+        return _Admitted(event_id, requests, group, dedup_id, headers)
 
     def _authenticate(self, source: str, request: InboundRequest, trail: _Trail) -> None:
         auth = self.mapping.source(source).auth
@@ -355,8 +367,8 @@ class IngestService:
         body = wrap_event(request.body, headers) if self.mapping.source(source).headers else request.body.decode()
         return body, attributes
 
-    def _enqueue(self, source: str, request: InboundRequest, mapped: MappedRequest, admitted: _Admitted) -> None:
-        body, attributes = self._message(source, request, mapped.event_id, admitted.headers)
+    def _enqueue(self, source: str, request: InboundRequest, admitted: _Admitted) -> None:
+        body, attributes = self._message(source, request, admitted.event_id, admitted.headers)
         size = len(body.encode()) + sum(
             len(name.encode()) + len(value["DataType"]) + len(value["StringValue"].encode())
             for name, value in attributes.items()
@@ -371,7 +383,7 @@ class IngestService:
         if admitted.group is not None:
             # The group keeps order; the idempotency key makes a sender's retry within 5 minutes one message (and
             # the idempotency table covers the rest of time).
-            fifo = {"MessageGroupId": admitted.group, "MessageDeduplicationId": mapped.idempotency_key}
+            fifo = {"MessageGroupId": admitted.group, "MessageDeduplicationId": admitted.dedup_id}
         self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body, MessageAttributes=attributes, **fifo)
 
     def _park(self, source: str, request: InboundRequest, trail: _Trail, refused: MappingError) -> Reply:
@@ -510,11 +522,14 @@ def _calls_end_by(context: LambdaContext | None) -> float | None:
 
 
 class _Admitted(NamedTuple):
-    """An event that passed the checks: what it maps to, its FIFO message group (None: a standard queue), and the
+    """An event that passed the checks: its id; what it maps to (nothing yet when its source parks what its mapping
+    refuses: the dispatcher maps it); its FIFO message group (None: a standard queue) and deduplication id; and the
     request headers its source keeps (queued with it)."""
 
+    event_id: str
     requests: tuple[MappedRequest, ...]
     group: str | None
+    dedup_id: str
     headers: dict[str, str]
 
 

@@ -118,6 +118,22 @@ class MappingConfig:
         with evaluating(event, headers, envelope):
             return event_type_of(config, event), event_id_of(config, event)
 
+    def route(
+        self,
+        source: str,
+        event: Any,
+        headers: Mapping[str, str] | None = None,
+        envelope: Mapping[str, Any] | None = None,
+    ) -> Route:
+        """Where ``event`` goes, without building its bodies: its type, its id and the rule that takes it.
+
+        What :meth:`map_requests` checks first, and raises as it does (EventIgnored, MappingError); the bodies
+        may still be refused. The ingest route of a source that parks what its mapping refuses stops here.
+        """
+        config = self.source(source)
+        with evaluating(event, headers, envelope):
+            return _route(config, event)
+
     def event_type(
         self,
         source: str,
@@ -175,14 +191,7 @@ class MappingConfig:
         """
         config = self.source(source)
         with evaluating(event, headers, envelope):
-            event_type = event_type_of(config, event)
-            rules = config.rules.get(event_type)
-            if rules is None:
-                raise _unmatched(config, event_type, "has no rules")
-            event_id = event_id_of(config, event)
-            rule = _choose(rules, event)
-            if rule is None:
-                raise _unmatched(config, event_type, f"has {len(rules)} rule(s) but no `when` matched")
+            event_type, event_id, rule = _route(config, event)
             identity = _Identity(config, rule, event_type, event_id, self.api_version)
             if rule.for_each is None:
                 return (_build(identity, event, None),)
@@ -194,6 +203,26 @@ class MappingConfig:
                     details={"reason": "no_items", "source": config.name},
                 )
             return _distinct([_build(identity, item, index) for index, item in enumerate(items)], rule)
+
+
+class Route(NamedTuple):
+    """Where an event goes (:meth:`MappingConfig.route`)."""
+
+    event_type: str
+    event_id: str
+    rule: RuleConfig
+
+
+def _route(config: SourceConfig, event: Any) -> Route:
+    event_type = event_type_of(config, event)
+    rules = config.rules.get(event_type)
+    if rules is None:
+        raise _unmatched(config, event_type, "has no rules")
+    event_id = event_id_of(config, event)
+    rule = _choose(rules, event)
+    if rule is None:
+        raise _unmatched(config, event_type, f"has {len(rules)} rule(s) but no `when` matched")
+    return Route(event_type, event_id, rule)
 
 
 class _Identity(NamedTuple):
