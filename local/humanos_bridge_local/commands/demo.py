@@ -421,7 +421,7 @@ def print_summary(steps: list[Step], depths: dict[str, int], created: int, drain
         say(mask_text(f"                {step.http} {error.get('code')}: {error.get('message')}"))
     say(f"  in the DLQ    {depths['dead_letters']}")
     for step in steps:
-        if step.answer.get("status") == "parked":  # parked by ingest: the mapping refused a provider's event
+        if step.answer.get("status") == "parked":  # parked by ingest: a provider's event it could not route
             error = step.answer.get("error", {})
             say(mask_text(f"                {step.event_id}: {error.get('code')}: {error.get('message')}"))
         if step.dispatch == "parked":

@@ -304,9 +304,11 @@ class IngestService:
             return None
         trail.event_type, trail.event_id = event_type, event_id
         self._correlate(event_id)
-        group = self.mapping.message_group(source, event, headers) if is_fifo(self.queue_url) else None
-        # FIFO: a sender's retry within 5 minutes is one message (the idempotency table covers the rest of time).
-        dedup_id = requests[0].idempotency_key if requests else bound_key(f"{source}:{event_id}")
+        group = dedup_id = None
+        if is_fifo(self.queue_url):
+            group = self.mapping.message_group(source, event, headers)
+            # A sender's retry within 5 minutes is one message (the idempotency table covers the rest of time).
+            dedup_id = requests[0].idempotency_key if requests else bound_key(f"{source}:{event_id}")
         return _Admitted(event_id, requests, group, dedup_id, headers)
 
     def _authenticate(self, source: str, request: InboundRequest, trail: _Trail) -> None:
@@ -380,7 +382,7 @@ class IngestService:
                 details={"limit": MAX_MESSAGE_BYTES},
             )
         fifo: dict[str, str] = {}
-        if admitted.group is not None:
+        if admitted.group is not None and admitted.dedup_id is not None:
             # The group keeps order; the idempotency key makes a sender's retry within 5 minutes one message (and
             # the idempotency table covers the rest of time).
             fifo = {"MessageGroupId": admitted.group, "MessageDeduplicationId": admitted.dedup_id}
@@ -529,7 +531,7 @@ class _Admitted(NamedTuple):
     event_id: str
     requests: tuple[MappedRequest, ...]
     group: str | None
-    dedup_id: str
+    dedup_id: str | None
     headers: dict[str, str]
 
 

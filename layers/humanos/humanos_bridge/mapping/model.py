@@ -11,8 +11,9 @@ from humanos_bridge.mapping.templates import Arr, Expr, Node, Obj
 
 #: What a source does with events that no rule takes.
 UNMATCHED_CHOICES: tuple[str, ...] = ("reject", "ignore")
-#: What the ingest route does with an event its mapping refuses: answer 422, or accept it (202) into the dead-letter
-#: queue with the reason, to be redriven once the mapping is fixed.
+#: What ``/events`` does with an event its mapping refuses: answer 422 (a dry run at ingest), or answer 202 and have it
+#: parked in the dead-letter queue with the reason (by the dispatcher, or by ingest when it cannot be routed), to be
+#: redriven once the mapping is fixed.
 REFUSE, PARK = "refuse", "park"
 UNMAPPABLE_CHOICES: tuple[str, ...] = (REFUSE, PARK)
 #: Defaults for events whose id is missing (None: such events are rejected).
@@ -123,7 +124,7 @@ class SourceConfig(NamedTuple):
     message_group_id: Expression | None = None
     #: The receiver's reaction to ``otp.failed`` webhooks about this source's requests (default: none).
     on_otp_failed: OtpFailedPolicy = OtpFailedPolicy()
-    #: ``/events/<source>`` and an event its mapping refuses: REFUSE (422) or PARK (202, dead-letter queue).
+    #: ``/events/<source>`` and an event its mapping refuses: REFUSE (422) or PARK (202, then the dead-letter queue).
     unmappable: str = REFUSE
 
     @property
